@@ -1,0 +1,97 @@
+"""AWS clients, built once per process.
+
+`AWS_ENDPOINT_URL` (read by botocore itself) is the only switch between real AWS and an emulator; the
+code below stays plain boto3.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from qcompute.names import StackNames
+from qcompute.settings import StackSettings
+
+# Longer than the longest SQS long poll (20 s), so a quiet queue never looks like a dead connection.
+READ_TIMEOUT_SECONDS = 30
+# botocore's "standard" retry mode backs off exponentially with jitter on throttling, 5xx and
+# connection errors; callers only handle what is left after these attempts.
+RETRY_ATTEMPTS = 5
+
+
+def client_config(pool_size: int = 10) -> Config:
+    s3_options = {}
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        # Emulators are reached by a plain host name; virtual-hosted buckets would need DNS for them.
+        s3_options = {"addressing_style": "path"}
+    return Config(
+        retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
+        connect_timeout=5,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        max_pool_connections=pool_size,
+        s3=s3_options,
+    )
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The clients a process uses and the names of its stack's resources."""
+
+    names: StackNames
+    sqs: Any
+    sns: Any
+    s3: Any
+
+
+def connect(stack: StackSettings, *, pool_size: int = 10) -> Clients:
+    """Build the clients and learn the account id, which bucket names and ARNs need."""
+    session = boto3.session.Session(region_name=stack.region)
+    config = client_config(pool_size)
+    account_id = session.client("sts", config=config).get_caller_identity()["Account"]
+    return Clients(
+        names=StackNames(stack.stack, account_id, stack.region),
+        sqs=session.client("sqs", config=config),
+        sns=session.client("sns", config=config),
+        s3=session.client("s3", config=config),
+    )
+
+
+def error_code(error: ClientError) -> str:
+    """The short error code, whichever protocol (query or JSON) the service answered in."""
+    details = error.response.get("Error", {})
+    return details.get("QueryErrorCode") or details.get("Code", "")
+
+
+def is_missing_queue(error: ClientError) -> bool:
+    return error_code(error) in {"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"}
+
+
+def queue_url(sqs: Any, name: str) -> str:
+    return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def batches(entries: list[dict], body_key: str, max_bytes: int = 262_144) -> Iterator[list[dict]]:
+    """Split entries for a batch API: at most 10 per call and `max_bytes` of bodies in all."""
+    batch: list[dict] = []
+    size = 0
+    for entry in entries:
+        entry_size = len(entry[body_key].encode())
+        if batch and (len(batch) == 10 or size + entry_size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry_size
+    if batch:
+        yield batch
+
+
+STARTUP_HINT = (
+    "check AWS_REGION, the credentials (the instance role on EC2) and AWS_ENDPOINT_URL for an "
+    "emulator, and that the stack exists (scripts/provision)"
+)

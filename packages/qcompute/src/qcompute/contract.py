@@ -1,0 +1,232 @@
+"""The message contract between frontend, worker and logger.
+
+Request (request queue, frontend -> worker):
+    {"v": 1, "id", "correlation_id", "reply_to", "submitted_at", "numbers": [...], "operations": [...]}
+
+Result record (SNS topic -> log queue -> S3, worker -> logger): the request, then either
+    "status": "done" with "results" {operation: value} and "errors" {operation: error}, or
+    "status": "error" with "error" {code, message, field}; plus "timings" and "worker".
+
+Reply (the request's reply queue, worker -> frontend): the result record without the numbers, which
+the waiting frontend already has, plus the request's correlation id.
+
+Request ids are UUIDv7: they sort by time, carry their submission time (which names the S3 log key,
+so a redelivered message always lands on the same key) and end in a 32-bit signature that lets any
+frontend process tell an id it issued from one it never saw.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import secrets
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from qcompute.validation import read_integer
+
+VERSION = 1
+REQUEST_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+LOG_PREFIX = "logs/"
+
+
+class MalformedMessage(ValueError):
+    """A message that cannot be understood at all: a poison message, bound for the dead-letter queue."""
+
+
+def allow_big_integers() -> None:
+    """Let json read and write integers of any length (Python refuses beyond 4300 digits).
+
+    Call once at start-up in processes that handle results. Untrusted input stays bounded: it is read
+    with `validation.read_integer`, which checks length before converting.
+    """
+    sys.set_int_max_str_digits(0)
+
+
+# --- ids and time ---------------------------------------------------------------------------------
+
+
+def _signature(head: int, secret: bytes) -> int:
+    digest = hmac.new(secret, head.to_bytes(12, "big"), "sha256").digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def new_request_id(secret: bytes, now: float | None = None) -> str:
+    """A UUIDv7 whose last 32 random bits are an HMAC of the other 96 bits."""
+    millis = int((time.time() if now is None else now) * 1000)
+    head = (
+        (millis << 48)
+        | (0x7 << 44)  # version 7
+        | (secrets.randbits(12) << 32)
+        | (0b10 << 30)  # RFC 9562 variant
+        | secrets.randbits(30)
+    )
+    return str(uuid.UUID(int=(head << 32) | _signature(head, secret)))
+
+
+def is_request_id(text: str) -> bool:
+    return bool(REQUEST_ID_PATTERN.fullmatch(text))
+
+
+def is_signed_by(request_id: str, secret: bytes) -> bool:
+    if not is_request_id(request_id):
+        return False
+    value = uuid.UUID(request_id).int
+    return hmac.compare_digest(
+        (value & 0xFFFFFFFF).to_bytes(4, "big"), _signature(value >> 32, secret).to_bytes(4, "big")
+    )
+
+
+def request_time(request_id: str) -> datetime:
+    millis = uuid.UUID(request_id).int >> 80
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def log_key(request_id: str) -> str:
+    """Where the logger stores a request's record: the day comes from the id, never from a clock."""
+    return f"{LOG_PREFIX}{request_time(request_id):%Y/%m/%d}/{request_id}.json"
+
+
+def utc_now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def millis_between(start: str, end: str) -> float:
+    return round((parse_time(end) - parse_time(start)).total_seconds() * 1000, 2)
+
+
+# --- encoding ---------------------------------------------------------------------------------------
+
+
+def encode(document: dict[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def _decode_object(body: str, **options: Any) -> dict[str, Any]:
+    try:
+        document = json.loads(body, **options)
+    except (ValueError, RecursionError) as error:
+        raise MalformedMessage(f"not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise MalformedMessage("not a JSON object")
+    if document.get("v") != VERSION:
+        raise MalformedMessage(f"unsupported contract version {document.get('v')!r}; expected {VERSION}")
+    request_id = document.get("id")
+    if not isinstance(request_id, str) or not is_request_id(request_id):
+        raise MalformedMessage(f"missing or invalid request id {request_id!r}")
+    return document
+
+
+def _require_text(document: dict[str, Any], field: str, *, optional: bool = False) -> None:
+    value = document.get(field)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise MalformedMessage(f"missing or invalid {field!r}")
+
+
+# --- requests ---------------------------------------------------------------------------------------
+
+
+def request_message(
+    request_id: str,
+    numbers: list[int],
+    operations: list[str],
+    *,
+    reply_to: str | None,
+    correlation_id: str,
+    submitted_at: str,
+) -> dict[str, Any]:
+    return {
+        "v": VERSION,
+        "id": request_id,
+        "correlation_id": correlation_id,
+        "reply_to": reply_to,
+        "submitted_at": submitted_at,
+        "numbers": numbers,
+        "operations": operations,
+    }
+
+
+def decode_request(body: str) -> dict[str, Any]:
+    """The request's envelope, checked; its numbers and operations are left to validation.
+
+    Long integers stay text here, so a hostile message cannot make us convert a huge one.
+    """
+    document = _decode_object(body, parse_int=read_integer)
+    _require_text(document, "correlation_id")
+    _require_text(document, "submitted_at")
+    _require_text(document, "reply_to", optional=True)
+    try:
+        parse_time(document["submitted_at"])
+    except ValueError:
+        raise MalformedMessage(f"invalid submitted_at {document['submitted_at']!r}") from None
+    return document
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+
+def result_record(
+    request: dict[str, Any],
+    *,
+    numbers: list[int] | list[Any],
+    operations: list[str],
+    results: dict[str, Any] | None = None,
+    errors: dict[str, dict[str, str]] | None = None,
+    error: dict[str, str] | None = None,
+    received_at: str,
+    computed_at: str,
+    worker: str,
+    attempt: int,
+) -> dict[str, Any]:
+    submitted_at = request["submitted_at"]
+    return {
+        "v": VERSION,
+        "id": request["id"],
+        "correlation_id": request["correlation_id"],
+        "status": "error" if error else "done",
+        "request": {"numbers": numbers, "operations": operations},
+        "results": results or {},
+        "errors": errors or {},
+        "error": error,
+        "timings": {
+            "submitted_at": submitted_at,
+            "received_at": received_at,
+            "computed_at": computed_at,
+            "queued_ms": millis_between(submitted_at, received_at),
+            "compute_ms": millis_between(received_at, computed_at),
+        },
+        "worker": worker,
+        "attempt": attempt,
+    }
+
+
+def reply_from_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without the numbers: the waiting frontend process holds them already."""
+    request = record["request"]
+    return {**record, "request": {"count": len(request["numbers"]), "operations": request["operations"]}}
+
+
+def decode_result(body: str, **options: Any) -> dict[str, Any]:
+    """A result record or reply, checked enough to file it under its id."""
+    document = _decode_object(body, **options)
+    _require_text(document, "correlation_id")
+    if document.get("status") not in {"done", "error"}:
+        raise MalformedMessage(f"invalid status {document.get('status')!r}")
+    timings = document.get("timings")
+    if not isinstance(timings, dict) or not isinstance(timings.get("submitted_at"), str):
+        raise MalformedMessage("missing timings")
+    return document

@@ -1,0 +1,82 @@
+"""Every AWS resource name, derived in one place from the stack name.
+
+Provisioning, the three services, the scripts and the tests all build their names here, so they agree
+by construction and two stacks never collide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+STACK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+# The tag every resource of a stack carries; teardown and `deploy status` find resources by it.
+STACK_TAG = "qcompute:stack"
+
+
+class InvalidStackName(ValueError):
+    pass
+
+
+def check_stack_name(stack: str) -> str:
+    """Return the stack name, or raise if AWS naming rules (S3 is the strictest) would reject it."""
+    if not STACK_NAME_PATTERN.match(stack) or stack.endswith("-") or "--" in stack:
+        raise InvalidStackName(
+            f"invalid stack name {stack!r}: use 1-20 lowercase letters, digits and single hyphens, "
+            "starting with a letter"
+        )
+    return stack
+
+
+@dataclass(frozen=True)
+class StackNames:
+    stack: str
+    account_id: str
+    region: str
+
+    def __post_init__(self) -> None:
+        check_stack_name(self.stack)
+
+    @property
+    def requests_queue(self) -> str:
+        return f"{self.stack}-requests"
+
+    @property
+    def requests_dlq(self) -> str:
+        return f"{self.stack}-requests-dlq"
+
+    @property
+    def log_queue(self) -> str:
+        return f"{self.stack}-logs"
+
+    @property
+    def log_dlq(self) -> str:
+        return f"{self.stack}-logs-dlq"
+
+    @property
+    def reply_queue_prefix(self) -> str:
+        return f"{self.stack}-reply-"
+
+    @property
+    def results_topic(self) -> str:
+        return f"{self.stack}-results"
+
+    @property
+    def log_bucket(self) -> str:
+        # Bucket names are global across all accounts: the account and region make ours unique.
+        return f"{self.stack}-logs-{self.account_id}-{self.region}"
+
+    @property
+    def results_topic_arn(self) -> str:
+        return f"arn:aws:sns:{self.region}:{self.account_id}:{self.results_topic}"
+
+    def queue_arn(self, queue_name: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{self.account_id}:{queue_name}"
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:aws:s3:::{self.log_bucket}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {STACK_TAG: self.stack}

@@ -1,0 +1,112 @@
+"""The operations a request can ask for, each defined once: name, label and function.
+
+All arithmetic is exact on Python integers. A result that is a whole number is returned as an `int`
+of any size; any other is the correctly rounded `float`. Adding an operation is one entry in
+`OPERATIONS`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+Number = int | float
+Value = Number | list[int]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    label: str
+    compute: Callable[[Sequence[int]], Value]
+
+
+def exact(value: Fraction) -> Number:
+    """A whole `Fraction` as an `int`, any other as the nearest `float`."""
+    if value.denominator == 1:
+        return value.numerator
+    # int / int true division is correctly rounded, even for integers beyond float range.
+    return value.numerator / value.denominator
+
+
+def mean(numbers: Sequence[int]) -> Number:
+    return exact(Fraction(sum(numbers), len(numbers)))
+
+
+def median(numbers: Sequence[int]) -> Number:
+    ordered = sorted(numbers)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return exact(Fraction(ordered[middle - 1] + ordered[middle], 2))
+
+
+def modes(numbers: Sequence[int]) -> list[int]:
+    """All the most common values, ascending."""
+    counts = Counter(numbers)
+    highest = max(counts.values())
+    return sorted(value for value, count in counts.items() if count == highest)
+
+
+def _population_variance(numbers: Sequence[int]) -> Fraction:
+    # Sum of squared deviations from the exact mean, scaled by n to stay in integers:
+    # n * sum((x - mean)^2) = n * sum(x^2) - (sum x)^2.
+    n = len(numbers)
+    total = sum(numbers)
+    return Fraction(n * sum(x * x for x in numbers) - total * total, n * n)
+
+
+def variance(numbers: Sequence[int]) -> Number:
+    return exact(_population_variance(numbers))
+
+
+def _sqrt_round_to_odd(numerator: int, denominator: int) -> int:
+    """isqrt(numerator / denominator), with the lowest bit set when the root is inexact."""
+    root = math.isqrt(numerator // denominator)
+    return root | (root * root * denominator != numerator)
+
+
+def _float_sqrt(value: Fraction) -> float:
+    """The correctly rounded square root of a non-negative fraction.
+
+    Round-to-odd with more than twice a float's 53 bits of precision, then one correctly rounded
+    division (the method `statistics` uses since Python 3.12).
+    """
+    n, m = value.numerator, value.denominator
+    shift = (n.bit_length() - m.bit_length() - 109) // 2
+    if shift >= 0:
+        return float(_sqrt_round_to_odd(n, m << 2 * shift) << shift)
+    return _sqrt_round_to_odd(n << -2 * shift, m) / (1 << -shift)
+
+
+def standard_deviation(numbers: Sequence[int]) -> Number:
+    spread = _population_variance(numbers)
+    if spread.denominator == 1:
+        root = math.isqrt(spread.numerator)
+        if root * root == spread.numerator:
+            return root
+    return _float_sqrt(spread)
+
+
+OPERATIONS: dict[str, Operation] = {
+    operation.name: operation
+    for operation in (
+        Operation("sum", "Sum", sum),
+        Operation("product", "Product", math.prod),
+        Operation("min", "Minimum", min),
+        Operation("max", "Maximum", max),
+        Operation("range", "Range", lambda numbers: max(numbers) - min(numbers)),
+        Operation("count", "Count", len),
+        Operation("mean", "Mean", mean),
+        Operation("median", "Median", median),
+        Operation("mode", "Mode", modes),
+        Operation("variance", "Variance (population)", variance),
+        Operation("stdev", "Standard deviation (population)", standard_deviation),
+        Operation("sorted", "Sorted", sorted),
+        Operation("gcd", "Greatest common divisor", lambda numbers: math.gcd(*numbers)),
+        Operation("lcm", "Least common multiple", lambda numbers: math.lcm(*numbers)),
+    )
+}

@@ -1,0 +1,96 @@
+"""Read settings from the environment once, at start-up, failing fast with the variable's name.
+
+Each service builds its own frozen settings object from these pieces (see `services/*/settings.py`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from qcompute.names import InvalidStackName, check_stack_name
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Env:
+    """Typed access to an environment mapping; every error names the variable."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self._environ = os.environ if environ is None else environ
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self._environ.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            raise ConfigError(f"{name} is required but not set")
+        return default
+
+    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise ConfigError(f"{name} must be {bounds}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not value >= minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {raw}")
+        return value
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Where the stack lives: shared by every service, script and test."""
+
+    stack: str
+    region: str
+
+    @classmethod
+    def from_env(cls, env: Env) -> StackSettings:
+        stack = env.text("STACK_NAME")
+        try:
+            check_stack_name(stack)
+        except InvalidStackName as error:
+            raise ConfigError(f"STACK_NAME: {error}") from None
+        region = env.text("AWS_REGION", "") or env.text("AWS_DEFAULT_REGION", "")
+        if not region:
+            raise ConfigError("AWS_REGION is required but not set")
+        return cls(stack=stack, region=region)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a request may hold; the frontend checks them and the worker checks them again."""
+
+    max_numbers: int = 10_000
+    max_abs_number: int = 10**18
+    # SQS and SNS reject bodies above 256 KiB.
+    max_message_bytes: int = 262_144
+
+    @classmethod
+    def from_env(cls, env: Env) -> Limits:
+        return cls(
+            max_numbers=env.integer("MAX_NUMBERS", cls.max_numbers, minimum=1),
+            max_abs_number=env.integer("MAX_ABS_NUMBER", cls.max_abs_number, minimum=1),
+            max_message_bytes=env.integer(
+                "MAX_MESSAGE_BYTES", cls.max_message_bytes, minimum=1024, maximum=262_144
+            ),
+        )

@@ -1,0 +1,101 @@
+"""The JSON API. The web pages call the same `Submissions` methods.
+
+It accepts only `application/json` bodies and uses no cookies, so a cross-site page cannot submit to
+it without a CORS preflight, which it never grants: CSRF protection is therefore not needed here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from qcompute.operations import OPERATIONS
+from qcompute.validation import InputError, check_fields, parse_numbers, parse_operations, read_integer
+
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+# A client may ask to wait less (or not at all) than the configured reply wait, never longer.
+MAX_WAIT_SECONDS = 30.0
+
+
+def _submissions() -> Any:
+    return current_app.extensions["submissions"]
+
+
+def _bad(error: InputError, status: int = 400) -> tuple[Any, int]:
+    return jsonify(error=error.as_dict()), status
+
+
+def _wait_seconds() -> float:
+    default = current_app.config["SETTINGS"].reply_wait_seconds
+    raw = request.args.get("wait")
+    if raw is None:
+        return default
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise InputError("invalid_wait", "wait must be a number of seconds", "wait") from None
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise InputError("invalid_wait", f"wait must be between 0 and {MAX_WAIT_SECONDS:g} seconds", "wait")
+    return wait
+
+
+@blueprint.post("/requests")
+def create_request() -> Any:
+    settings = current_app.config["SETTINGS"]
+    if request.mimetype != "application/json":
+        return _bad(
+            InputError(
+                "unsupported_media_type", "send the request as Content-Type: application/json", "body"
+            ),
+            415,
+        )
+    try:
+        wait = _wait_seconds()
+        try:
+            # Long integer literals stay text until their length is checked (see read_integer).
+            document = json.loads(request.get_data(cache=False), parse_int=read_integer)
+        except (ValueError, RecursionError) as error:
+            raise InputError("invalid_json", f"the body is not valid JSON: {error}", "body") from None
+        check_fields(document, allowed=("numbers", "operations"), required=("numbers",))
+        numbers = parse_numbers(document["numbers"], settings.limits)
+        operations = parse_operations(document.get("operations"))
+        waiter = _submissions().submit(numbers, operations)
+    except InputError as error:
+        return _bad(error)
+    outcome = _submissions().wait(waiter, wait)
+    if outcome is not None:
+        return jsonify(outcome.as_api()), 200
+    location = url_for("api.get_request", request_id=waiter.request_id)
+    return jsonify(id=waiter.request_id, status="pending"), 202, {"Location": location, "Retry-After": "1"}
+
+
+@blueprint.get("/requests/<request_id>")
+def get_request(request_id: str) -> Any:
+    settings = current_app.config["SETTINGS"]
+    lookup = _submissions().find(request_id)
+    if lookup.outcome is not None:
+        return jsonify(lookup.outcome.as_api()), 200
+    if lookup.status == "pending":
+        return jsonify(id=request_id, status="pending"), 202, {"Retry-After": "1"}
+    if lookup.status == "expired":
+        message = (
+            f"no result within {settings.pending_timeout_seconds} s of submission; the request may have "
+            "failed and be held in the dead-letter queue"
+        )
+        return jsonify(id=request_id, status="expired", error={"code": "expired", "message": message}), 410
+    return jsonify(error={"code": "not_found", "message": f"no request with id {request_id!r}"}), 404
+
+
+@blueprint.get("/operations")
+def list_operations() -> Any:
+    return jsonify(operations=[{"name": op.name, "label": op.label} for op in OPERATIONS.values()])
+
+
+@blueprint.get("/history")
+def history() -> Any:
+    settings = current_app.config["SETTINGS"]
+    entries, next_cursor = _submissions().history(request.args.get("before"), settings.history_page_size)
+    return jsonify(entries=entries, next=next_cursor)

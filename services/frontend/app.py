@@ -1,0 +1,139 @@
+"""The frontend's application factory: settings, clients, reply channel, blueprints, error pages.
+
+gunicorn calls `create_app()` once in each worker process (the app is not preloaded), so every
+process owns its own AWS clients and its own reply queue.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+from flask import Flask, Response, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from frontend import api, health, web
+from frontend.replies import ReplyChannel
+from frontend.settings import FrontendSettings
+from frontend.submissions import Submissions, Unavailable
+from qcompute import aws, contract, logs
+
+log = logs.get_logger("frontend")
+csrf = CSRFProtect()
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. `config` overrides environment settings by name (tests pass one)."""
+    config = dict(config or {})
+    settings = FrontendSettings.from_env({**os.environ, **{k: str(v) for k, v in config.items()}})
+    logs.configure("frontend", settings.log_level, settings.log_format)
+    contract.allow_big_integers()
+
+    clients = aws.connect(settings.stack, pool_size=50)
+    channel = ReplyChannel(
+        clients.sqs,
+        clients.names,
+        poll_seconds=settings.reply_poll_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        idle_seconds=settings.reply_queue_idle_seconds,
+    )
+    channel.start()
+    atexit.register(channel.close)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # results keep the order of the operations asked for
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
+        WTF_CSRF_TIME_LIMIT=None,  # a form left open overnight still submits
+        SETTINGS=settings,
+    )
+    app.config.update({k: v for k, v in config.items() if k.isupper()})
+    app.extensions["submissions"] = Submissions(clients, settings, channel)
+    app.extensions["replies"] = channel
+
+    csrf.init_app(app)
+    csrf.exempt(api.blueprint)  # JSON only, no cookies: see api.py
+    app.register_blueprint(web.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.before_request(_bind_request_id)
+    app.after_request(_add_headers)
+    _register_error_handlers(app)
+    log.info("frontend_started", stack=clients.names.stack, reply_queue=channel.queue_url)
+    return app
+
+
+def _bind_request_id() -> None:
+    structlog.contextvars.clear_contextvars()
+    g.request_id = uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+
+def _add_headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    # A submission rebinds request_id to the compute request's id: one grep then follows it
+    # from the access log through worker and logger.
+    response.headers["X-Request-ID"] = structlog.contextvars.get_contextvars().get("request_id", "")
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> tuple[Any, int]:
+    if _wants_json():
+        return jsonify(error={"code": code, "message": message, "field": field}), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError) -> Any:
+        return web.form_page(
+            "the form expired or did not come from this site; check your input and submit again",
+            field="form",
+            status=400,
+        )
+
+    @app.errorhandler(413)
+    def too_large(error: HTTPException) -> Any:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        message = f"the request body is larger than {limit:,} bytes; send fewer numbers"
+        if _wants_json():
+            return _error(413, "body_too_large", message, "body")
+        return web.form_page(message, field="numbers", status=413, keep_input=False)
+
+    @app.errorhandler(Unavailable)
+    def unavailable(error: Unavailable) -> Any:
+        return _error(503, "unavailable", str(error))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        return _error(error.code or 500, (error.name or "error").lower().replace(" ", "_"), error.description)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Any:
+        if isinstance(error, BotoCoreError | ClientError):
+            log.error("aws_error", error=str(error))
+            return _error(503, "unavailable", "a backend service cannot be reached; please try again")
+        log.exception("unhandled_error")
+        return _error(500, "internal", "something went wrong on our side; the error has been logged")

@@ -1,0 +1,32 @@
+"""Liveness and readiness, for container healthchecks and load balancers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from flask import Blueprint, current_app, jsonify
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Any:
+    """The process answers HTTP."""
+    return jsonify(status="ok")
+
+
+@blueprint.get("/readyz")
+def readyz() -> Any:
+    """The process can serve: its request queue answers and its reply queue is being read."""
+    submissions = current_app.extensions["submissions"]
+    checks = {"reply_queue": current_app.extensions["replies"].is_ready()}
+    try:
+        submissions.clients.sqs.get_queue_attributes(
+            QueueUrl=submissions.requests_url, AttributeNames=["QueueArn"]
+        )
+        checks["request_queue"] = True
+    except (BotoCoreError, ClientError):
+        checks["request_queue"] = False
+    ready = all(checks.values())
+    return jsonify(status="ready" if ready else "not_ready", checks=checks), 200 if ready else 503

@@ -1,0 +1,225 @@
+"""What the pages and the API do: submit a request, wait for its reply, find a result, list history.
+
+Both the web pages and the JSON API call these methods, so they share one code path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from frontend.replies import ReplyChannel, Waiter
+from frontend.settings import FrontendSettings
+from qcompute import aws, contract
+from qcompute.logs import get_logger
+from qcompute.validation import InputError
+
+log = get_logger(__name__)
+
+
+class Unavailable(RuntimeError):
+    """AWS could not be reached (after botocore's retries): the user should try again shortly."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished request as the pages and the API show it."""
+
+    id: str
+    status: str  # "done" or "error"
+    numbers: list[int] | None  # None when neither the reply nor the log holds them
+    numbers_count: int
+    operations: list[str]
+    results: dict[str, Any]
+    errors: dict[str, dict[str, str]]
+    error: dict[str, str] | None
+    timings: dict[str, Any]
+    worker: str
+
+    @classmethod
+    def from_record(
+        cls, record: dict[str, Any], *, numbers: list[int] | None = None, replied_at: str | None = None
+    ) -> Outcome:
+        request = record["request"]
+        if numbers is None and request.get("numbers") and not request.get("numbers_omitted"):
+            numbers = request["numbers"]
+        count = request.get("count") or request.get("numbers_omitted") or len(request.get("numbers") or [])
+        timings = dict(record["timings"])
+        finished = replied_at or timings["computed_at"]
+        timings["total_ms"] = contract.millis_between(timings["submitted_at"], finished)
+        return cls(
+            id=record["id"],
+            status=record["status"],
+            numbers=numbers,
+            numbers_count=len(numbers) if numbers is not None else count,
+            operations=list(request.get("operations") or []),
+            results=record.get("results") or {},
+            errors=record.get("errors") or {},
+            error=record.get("error"),
+            timings=timings,
+            worker=record.get("worker", ""),
+        )
+
+    def as_api(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"id": self.id, "status": self.status}
+        if self.error:
+            document["error"] = self.error
+        else:
+            document["results"] = self.results
+            document["errors"] = self.errors
+        document.update(
+            operations=self.operations, count=self.numbers_count, timings=self.timings, worker=self.worker
+        )
+        return document
+
+
+@dataclass(frozen=True)
+class Lookup:
+    status: str  # "done", "error", "pending", "expired" or "unknown"
+    outcome: Outcome | None = None
+
+
+class Submissions:
+    def __init__(self, clients: aws.Clients, settings: FrontendSettings, channel: ReplyChannel):
+        self.clients = clients
+        self.settings = settings
+        self.channel = channel
+        self.secret = settings.secret_key.encode()
+        self.requests_url = aws.queue_url(clients.sqs, clients.names.requests_queue)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-read")
+
+    # --- submitting -----------------------------------------------------------------------------------
+
+    def submit(self, numbers: list[int], operations: list[str]) -> Waiter:
+        """Send the request; the returned waiter is registered before the send, so no reply is missed."""
+        request_id = contract.new_request_id(self.secret)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        correlation_id = contract.new_request_id(self.secret)
+        message = contract.request_message(
+            request_id,
+            numbers,
+            operations,
+            reply_to=self.channel.queue_url,
+            correlation_id=correlation_id,
+            submitted_at=contract.utc_now(),
+        )
+        body = contract.encode(message)
+        size = len(body.encode())
+        if size > self.settings.limits.max_message_bytes:
+            raise InputError(
+                "request_too_large",
+                f"the request takes {size:,} bytes; at most {self.settings.limits.max_message_bytes:,} "
+                "fit in one message: send fewer or smaller numbers",
+                "numbers",
+            )
+        waiter = self.channel.expect(request_id, correlation_id, numbers)
+        try:
+            self.clients.sqs.send_message(QueueUrl=self.requests_url, MessageBody=body)
+        except (BotoCoreError, ClientError) as error:
+            self.channel.forget(waiter)
+            log.error("submit_failed", error=str(error))
+            raise Unavailable("the request queue cannot be reached; please try again shortly") from error
+        log.info("submitted", numbers=len(numbers), operations=len(operations), bytes=size)
+        return waiter
+
+    def wait(self, waiter: Waiter, timeout: float) -> Outcome | None:
+        if not self.channel.wait(waiter, timeout):
+            log.info("reply_pending", waited_seconds=timeout)
+            return None
+        assert waiter.reply is not None
+        return Outcome.from_record(waiter.reply, numbers=waiter.numbers, replied_at=waiter.received_at)
+
+    # --- finding results ----------------------------------------------------------------------------------
+
+    def find(self, request_id: str, *, with_numbers: bool = False) -> Lookup:
+        """This process's replies first, then the S3 log, then what the id itself tells.
+
+        Replies carry no numbers: `with_numbers` prefers the log, which has them once written.
+        """
+        if not contract.is_request_id(request_id):
+            return Lookup("unknown")
+        completed = self.channel.completed(request_id)
+        if completed is not None and not with_numbers:
+            reply, replied_at = completed
+            outcome = Outcome.from_record(reply, replied_at=replied_at)
+            return Lookup(outcome.status, outcome)
+        record = self._read_record(contract.log_key(request_id))
+        if record is None and completed is not None:
+            record = completed[0]
+        if record is not None:
+            outcome = Outcome.from_record(record, replied_at=completed[1] if completed else None)
+            return Lookup(outcome.status, outcome)
+        if not contract.is_signed_by(request_id, self.secret):
+            return Lookup("unknown")
+        age = time.time() - contract.request_time(request_id).timestamp()
+        return Lookup("pending" if age < self.settings.pending_timeout_seconds else "expired")
+
+    def _read_record(self, key: str) -> dict[str, Any] | None:
+        try:
+            response = self.clients.s3.get_object(Bucket=self.clients.names.log_bucket, Key=key)
+        except ClientError as error:
+            if aws.error_code(error) in {"NoSuchKey", "404"}:
+                return None
+            raise Unavailable("the result log cannot be read; please try again shortly") from error
+        except BotoCoreError as error:
+            raise Unavailable("the result log cannot be read; please try again shortly") from error
+        try:
+            return contract.decode_result(response["Body"].read().decode())
+        except (contract.MalformedMessage, UnicodeDecodeError) as error:
+            log.warning("log_record_malformed", key=key, error=str(error))
+            return None
+
+    # --- history ------------------------------------------------------------------------------------------
+
+    def history(self, before: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of past requests, newest first, and the cursor (a request id) of the next page."""
+        before_key = contract.log_key(before) if before and contract.is_request_id(before) else None
+        try:
+            keys = list(islice(self._keys_newest_first(contract.LOG_PREFIX, before_key), limit + 1))
+            records = list(self.pool.map(self._read_record, keys[:limit]))
+        except (BotoCoreError, ClientError) as error:
+            raise Unavailable("the result log cannot be read; please try again shortly") from error
+        entries = []
+        for key, record in zip(keys[:limit], records, strict=True):
+            request_id = key.rsplit("/", 1)[-1].removesuffix(".json")
+            entry = {
+                "id": request_id,
+                "submitted_at": contract.format_time(contract.request_time(request_id)),
+            }
+            if record is not None:
+                outcome = Outcome.from_record(record)
+                entry.update(
+                    status=outcome.status,
+                    operations=outcome.operations,
+                    count=outcome.numbers_count,
+                    total_ms=outcome.timings["total_ms"],
+                )
+            entries.append(entry)
+        next_cursor = entries[-1]["id"] if len(keys) > limit else None
+        return entries, next_cursor
+
+    def _keys_newest_first(self, prefix: str, before: str | None) -> Iterator[str]:
+        """Log keys below `prefix` that sort before `before`, newest first.
+
+        S3 lists in ascending order only, so walk the year/month/day levels from the newest down and
+        reverse each day's keys (ids are UUIDv7, so keys sort by time).
+        """
+        children, keys = [], []
+        paginator = self.clients.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.clients.names.log_bucket, Prefix=prefix, Delimiter="/"):
+            children += [common["Prefix"] for common in page.get("CommonPrefixes", [])]
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        for key in sorted(keys, reverse=True):
+            if before is None or key < before:
+                yield key
+        for child in sorted(children, reverse=True):
+            # Skip whole years, months or days that are entirely at or after the cursor.
+            if before is None or child <= before[: len(child)]:
+                yield from self._keys_newest_first(child, before)

@@ -1,0 +1,96 @@
+"""The web pages: the form, the result page and the history page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from qcompute.operations import OPERATIONS
+from qcompute.validation import InputError, parse_numbers_text, parse_operations
+
+blueprint = Blueprint("web", __name__)
+
+# Seconds between automatic refreshes of a page whose result is not back yet.
+REFRESH_SECONDS = 2
+
+
+def _submissions() -> Any:
+    return current_app.extensions["submissions"]
+
+
+def form_page(
+    error: str | None = None, *, field: str | None = None, status: int = 200, keep_input: bool = True
+) -> tuple[str, int]:
+    """The form, showing what the user typed and ticked, with any error next to its field."""
+    posted = keep_input and request.method == "POST"
+    return render_template(
+        "index.html",
+        numbers=request.form.get("numbers", "") if posted else "",
+        selected=set(request.form.getlist("operations")) if posted else set(OPERATIONS),
+        operations=OPERATIONS.values(),
+        limits=current_app.config["SETTINGS"].limits,
+        error=error,
+        error_field=field,
+    ), status
+
+
+@blueprint.get("/")
+def index() -> Any:
+    return form_page()
+
+
+@blueprint.post("/")
+def submit() -> Any:
+    settings = current_app.config["SETTINGS"]
+    try:
+        numbers = parse_numbers_text(request.form.get("numbers", ""), settings.limits)
+        operations = parse_operations(request.form.getlist("operations"))
+        waiter = _submissions().submit(numbers, operations)
+    except InputError as error:
+        return form_page(error.message, field=error.field, status=400)
+    outcome = _submissions().wait(waiter, settings.reply_wait_seconds)
+    permalink = url_for("web.result", request_id=waiter.request_id)
+    if outcome is None:
+        return redirect(permalink, 303)
+    # Shown at once, not redirected: another process may serve the redirect before the logger has
+    # written the result. app.js puts the permalink in the address bar.
+    return render_template("result.html", outcome=outcome, permalink=permalink)
+
+
+@blueprint.get("/requests/<request_id>")
+def result(request_id: str) -> Any:
+    settings = current_app.config["SETTINGS"]
+    lookup = _submissions().find(request_id, with_numbers=True)
+    if lookup.outcome is not None:
+        return render_template(
+            "result.html", outcome=lookup.outcome, permalink=url_for("web.result", request_id=request_id)
+        )
+    if lookup.status == "pending":
+        return render_template("pending.html", request_id=request_id, refresh=REFRESH_SECONDS), 202
+    if lookup.status == "expired":
+        return render_template(
+            "pending.html", request_id=request_id, expired=True, timeout=settings.pending_timeout_seconds
+        ), 410
+    return render_template("error.html", status=404, message="There is no request with this id."), 404
+
+
+@blueprint.get("/history")
+def history() -> Any:
+    settings = current_app.config["SETTINGS"]
+    before = request.args.get("before")
+    entries, next_cursor = _submissions().history(before, settings.history_page_size)
+    return render_template("history.html", entries=entries, next_cursor=next_cursor, first_page=not before)
+
+
+@blueprint.app_context_processor
+def operation_labels() -> dict[str, Any]:
+    return {"labels": OPERATIONS}
+
+
+@blueprint.app_template_filter("show")
+def show(value: Any) -> str:
+    """A result as text: integers in full, floats in Python's shortest exact form, lists joined."""
+    if isinstance(value, list):
+        return ", ".join(show(item) for item in value)
+    return repr(value) if isinstance(value, float) else str(value)

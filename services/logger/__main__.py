@@ -1,0 +1,3 @@
+from logger.main import main
+
+main()

@@ -1,0 +1,29 @@
+"""The logger's settings, read once from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from qcompute.settings import Env, StackSettings
+
+
+@dataclass(frozen=True)
+class LoggerSettings:
+    stack: StackSettings
+    long_poll_seconds: int
+    health_file: Path
+    log_level: str
+    log_format: str
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> LoggerSettings:
+        env = Env(environ)
+        return cls(
+            stack=StackSettings.from_env(env),
+            long_poll_seconds=env.integer("LONG_POLL_SECONDS", 10, minimum=0, maximum=20),
+            # The container's /tmp is a tmpfs; the healthcheck reads this file's age.
+            health_file=Path(env.text("HEALTH_FILE", "/tmp/logger.alive")),  # noqa: S108
+            log_level=env.text("LOG_LEVEL", "INFO").upper(),
+            log_format=env.text("LOG_FORMAT", "auto"),
+        )

@@ -1,0 +1,142 @@
+"""The worker's life: settings, clients, the request loop, and a warm stop on SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from qcompute import aws, contract, logs
+from qcompute.consumer import Consumer, Message, Outcome, Poison, Retry, install_stop_signals
+from qcompute.settings import ConfigError
+from worker.compute import answer
+from worker.settings import WorkerSettings
+
+log = logs.get_logger("worker")
+
+
+class RequestHandler:
+    """Compute a batch, reply to each requester, publish every result; report each message's outcome.
+
+    A message is done only when its result is published (the logger's copy) and its reply was sent
+    or its reply queue is gone; anything else is retried, and redelivery is harmless: the result
+    lands on the same S3 key and the frontend shows one reply per request.
+    """
+
+    def __init__(self, clients: aws.Clients, settings: WorkerSettings):
+        self.clients = clients
+        self.settings = settings
+
+    def __call__(self, messages: Sequence[Message]) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        records: dict[str, dict[str, Any]] = {}
+        replies: dict[str, str | None] = {}
+        for message in messages:
+            with structlog.contextvars.bound_contextvars(message_id=message.message_id, queue="requests"):
+                try:
+                    request = contract.decode_request(message.body)
+                except contract.MalformedMessage as error:
+                    outcomes[message.message_id] = Poison(str(error))
+                    continue
+                record = answer(
+                    request,
+                    self.settings.limits,
+                    worker=self.settings.worker_name,
+                    attempt=message.receive_count,
+                )
+                records[message.message_id] = record
+                replies[message.message_id] = request.get("reply_to")
+                log.info(
+                    "computed",
+                    request_id=record["id"],
+                    status=record["status"],
+                    operations=len(record["request"]["operations"]),
+                    compute_ms=record["timings"]["compute_ms"],
+                    attempt=message.receive_count,
+                )
+        outcomes.update(self._send_replies(records, replies))
+        outcomes.update(self._publish({k: v for k, v in records.items() if k not in outcomes}))
+        return outcomes
+
+    def _send_replies(
+        self, records: dict[str, dict[str, Any]], reply_to: dict[str, str | None]
+    ) -> dict[str, Outcome]:
+        by_queue: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for message_id, record in records.items():
+            if reply_to[message_id]:
+                body = contract.encode(contract.reply_from_record(record))
+                by_queue[reply_to[message_id]].append({"Id": message_id, "MessageBody": body})
+        outcomes: dict[str, Outcome] = {}
+        for queue_url, entries in by_queue.items():
+            for batch in aws.batches(entries, "MessageBody", self.settings.limits.max_message_bytes):
+                outcomes.update(self._send_reply_batch(queue_url, batch, records))
+        return outcomes
+
+    def _send_reply_batch(
+        self, queue_url: str, batch: list[dict[str, str]], records: dict[str, dict[str, Any]]
+    ) -> dict[str, Outcome]:
+        try:
+            response = self.clients.sqs.send_message_batch(QueueUrl=queue_url, Entries=batch)
+        except ClientError as error:
+            if aws.is_missing_queue(error):
+                # The requester is gone; its result still reaches S3, where the page finds it.
+                for entry in batch:
+                    log.warning("reply_queue_gone", request_id=records[entry["Id"]]["id"], queue=queue_url)
+                return {}
+            return {entry["Id"]: Retry(f"reply failed: {error}") for entry in batch}
+        except BotoCoreError as error:
+            return {entry["Id"]: Retry(f"reply failed: {error}") for entry in batch}
+        return {
+            failure["Id"]: Retry(f"reply failed: {failure.get('Code')} {failure.get('Message')}")
+            for failure in response.get("Failed", [])
+        }
+
+    def _publish(self, records: dict[str, dict[str, Any]]) -> dict[str, Outcome]:
+        entries = [
+            {"Id": message_id, "Message": contract.encode(record)} for message_id, record in records.items()
+        ]
+        outcomes: dict[str, Outcome] = {}
+        topic = self.clients.names.results_topic_arn
+        for batch in aws.batches(entries, "Message", self.settings.limits.max_message_bytes):
+            try:
+                response = self.clients.sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=batch)
+            except (BotoCoreError, ClientError) as error:
+                outcomes.update({entry["Id"]: Retry(f"publish failed: {error}") for entry in batch})
+                continue
+            for failure in response.get("Failed", []):
+                outcomes[failure["Id"]] = Retry(
+                    f"publish failed: {failure.get('Code')} {failure.get('Message')}"
+                )
+        return outcomes
+
+
+def main() -> None:
+    try:
+        settings = WorkerSettings.from_env()
+    except ConfigError as error:
+        sys.exit(f"worker: configuration error: {error}")
+    logs.configure("worker", settings.log_level, settings.log_format)
+    contract.allow_big_integers()
+    try:
+        clients = aws.connect(settings.stack)
+        names = clients.names
+        queue_url = aws.queue_url(clients.sqs, names.requests_queue)
+        dead_letter_url = aws.queue_url(clients.sqs, names.requests_dlq)
+    except (BotoCoreError, ClientError) as error:
+        log.error("startup_failed", error=str(error), hint=aws.STARTUP_HINT)
+        sys.exit(1)
+    consumer = Consumer(
+        clients.sqs,
+        queue_url,
+        dead_letter_url,
+        RequestHandler(clients, settings),
+        wait_seconds=settings.long_poll_seconds,
+        health_file=settings.health_file,
+    )
+    install_stop_signals(consumer.stop)
+    log.info("worker_started", stack=names.stack, worker=settings.worker_name)
+    consumer.run()

@@ -1,0 +1,35 @@
+"""The worker's settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from qcompute.settings import Env, Limits, StackSettings
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    stack: StackSettings
+    limits: Limits
+    long_poll_seconds: int
+    worker_name: str
+    health_file: Path
+    log_level: str
+    log_format: str
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> WorkerSettings:
+        env = Env(environ)
+        return cls(
+            stack=StackSettings.from_env(env),
+            limits=Limits.from_env(env),
+            long_poll_seconds=env.integer("LONG_POLL_SECONDS", 10, minimum=0, maximum=20),
+            worker_name=env.text("WORKER_NAME", f"{socket.gethostname()}/{os.getpid()}"),
+            # The container's /tmp is a tmpfs; the healthcheck reads this file's age.
+            health_file=Path(env.text("HEALTH_FILE", "/tmp/worker.alive")),  # noqa: S108
+            log_level=env.text("LOG_LEVEL", "INFO").upper(),
+            log_format=env.text("LOG_FORMAT", "auto"),
+        )

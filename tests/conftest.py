@@ -1,0 +1,59 @@
+"""Fixtures shared by every test folder. Integration tests get a real emulator endpoint (moto server
+by default; TEST_BACKEND=localstack for LocalStack), a freshly provisioned stack with a random name,
+and the services as real processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from harness.backend import Backend, emulator
+from harness.fixtures import Services, new_stack
+from harness.services import Stack
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "report_call", None)
+    return report is None or report.failed
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    with emulator(tmp_path_factory.mktemp("emulator")) as running:
+        saved = dict(os.environ)
+        # The test process reaches the emulator exactly as the services do: SDK-standard variables.
+        os.environ.update(running.env)
+        try:
+            yield running
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+@pytest.fixture
+def stack(backend: Backend) -> Iterator[Stack]:
+    with new_stack(backend) as provisioned:
+        yield provisioned
+
+
+@pytest.fixture
+def run(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Services]:
+    """Start services for this test's stack; all are stopped at the end and their logs shown on failure."""
+    services = Services(stack, tmp_path_factory.mktemp("services"))
+    try:
+        yield services
+    finally:
+        services.stop_all()
+        if _failed(request):
+            print(services.tails())

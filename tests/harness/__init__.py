@@ -1,0 +1,1 @@
+"""Test harness: an AWS emulator, provisioned stacks and the three services as real processes."""

@@ -1,0 +1,60 @@
+"""A small HTTP client for the frontend's API and pages, as a user's program would use them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import requests
+
+from harness.waiting import eventually
+
+TIMEOUT = 60
+
+
+def submit(
+    base_url: str, numbers: list[Any], operations: list[str] | None = None, **params: Any
+) -> requests.Response:
+    body: dict[str, Any] = {"numbers": numbers}
+    if operations is not None:
+        body["operations"] = operations
+    return requests.post(f"{base_url}/api/requests", json=body, params=params, timeout=TIMEOUT)
+
+
+def result(base_url: str, request_id: str) -> requests.Response:
+    return requests.get(f"{base_url}/api/requests/{request_id}", timeout=TIMEOUT)
+
+
+def until_done(base_url: str, request_id: str, timeout: float = 90) -> dict[str, Any]:
+    """Poll GET /api/requests/<id> until it is no longer pending."""
+
+    def done() -> dict[str, Any] | None:
+        response = result(base_url, request_id)
+        assert response.status_code in (200, 202), response.text
+        return response.json() if response.status_code == 200 else None
+
+    return eventually(done, timeout=timeout, interval=0.3, what=f"result of {request_id}")
+
+
+def compute(base_url: str, numbers: list[Any], operations: list[str] | None = None) -> dict[str, Any]:
+    """Submit and return the finished result, following a 202 if the reply was slow."""
+    response = submit(base_url, numbers, operations)
+    assert response.status_code in (200, 202), response.text
+    document = response.json()
+    return document if response.status_code == 200 else until_done(base_url, document["id"])
+
+
+def csrf_token(session: requests.Session, base_url: str) -> str:
+    page = session.get(f"{base_url}/", timeout=TIMEOUT)
+    assert page.status_code == 200
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "the form has no CSRF token"
+    return match.group(1)
+
+
+def submit_form(
+    session: requests.Session, base_url: str, numbers: str, operations: list[str], *, token: str | None = None
+) -> requests.Response:
+    data: list[tuple[str, str]] = [("numbers", numbers), *[("operations", op) for op in operations]]
+    data.append(("csrf_token", token if token is not None else csrf_token(session, base_url)))
+    return session.post(f"{base_url}/", data=data, timeout=TIMEOUT, allow_redirects=False)

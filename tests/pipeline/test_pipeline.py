@@ -1,0 +1,337 @@
+"""The whole flow over real HTTP and a real emulator: frontend -> SQS -> worker -> reply + SNS -> S3."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from harness import client, reference
+from harness.services import SECRET_KEY
+from harness.waiting import eventually
+from qcompute import contract
+from qcompute.operations import OPERATIONS
+
+pytestmark = pytest.mark.integration
+
+
+def logged_record(pipeline, request_id: str) -> dict:
+    """The S3 log object of a request, once the logger has written it."""
+    clients = pipeline.stack.clients
+
+    def read() -> dict | None:
+        try:
+            body = clients.s3.get_object(Bucket=clients.names.log_bucket, Key=contract.log_key(request_id))[
+                "Body"
+            ]
+        except clients.s3.exceptions.NoSuchKey:
+            return None
+        return json.loads(body.read())
+
+    return eventually(read, timeout=60, what=f"S3 log of {request_id}")
+
+
+def test_every_operation_round_trip(pipeline) -> None:
+    numbers = [12, -7, 3, 3, 18, 0, 5, 10**18, -(10**18)]
+    response = client.submit(pipeline.url, numbers)
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert document["status"] == "done"
+    assert document["operations"] == list(OPERATIONS)
+    assert list(document["results"]) == list(OPERATIONS)
+    for name in OPERATIONS:
+        assert reference.matches(name, numbers, document["results"][name]), (name, document["results"][name])
+    timings = document["timings"]
+    assert 0 <= timings["queued_ms"] <= timings["total_ms"]
+    assert timings["compute_ms"] >= 0
+
+    # The other frontend never saw this request: it finds the result in the S3 log.
+    again = client.until_done(pipeline.frontends[1].url, document["id"])
+    assert again["results"] == document["results"]
+
+    record = logged_record(pipeline, document["id"])
+    assert record["request"] == {"numbers": numbers, "operations": list(OPERATIONS)}
+    assert record["results"] == document["results"]
+    assert record["worker"] == "worker"
+    assert set(record["timings"]) >= {"submitted_at", "received_at", "computed_at", "queued_ms", "compute_ms"}
+
+
+def test_integers_may_be_sent_as_decimal_strings(pipeline) -> None:
+    document = client.compute(pipeline.url, ["123456789012345678", "-5", 7], ["sum", "max"])
+    assert document["results"] == {"sum": 123456789012345680, "max": 123456789012345678}
+
+
+def test_concurrent_requests_across_two_frontends_each_get_their_own_answer(pipeline) -> None:
+    rng = random.Random(20261126)
+    inputs = [[rng.randint(-(10**12), 10**12) for _ in range(rng.randint(1, 30))] + [i] for i in range(240)]
+    operations = ["sum", "count", "min", "max", "sorted"]
+
+    def one(index: int) -> tuple[list[int], int, dict]:
+        front = pipeline.frontends[index % 2].url
+        response = client.submit(front, inputs[index], operations)
+        document = response.json()
+        if response.status_code == 202:
+            document = client.until_done(front, document["id"])
+        return inputs[index], response.status_code, document
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(one, range(len(inputs))))
+
+    ids = [document["id"] for _, _, document in answers]
+    assert len(set(ids)) == len(inputs), "every request gets its own id"
+    for numbers, status, document in answers:
+        assert status in (200, 202)
+        assert document["status"] == "done"
+        assert document["results"] == {
+            "sum": sum(numbers),
+            "count": len(numbers),
+            "min": min(numbers),
+            "max": max(numbers),
+            "sorted": sorted(numbers),
+        }, "a response carries the results of its own input, never another's"
+    print(f"{sum(status == 200 for _, status, _ in answers)} of {len(answers)} answered within the wait")
+
+    # Every request is in the S3 log exactly once, under its own key, with its own input.
+    for numbers, _, document in answers:
+        record = logged_record(pipeline, document["id"])
+        assert record["request"]["numbers"] == numbers
+    clients = pipeline.stack.clients
+    keys = [
+        item["Key"]
+        for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=clients.names.log_bucket)
+        for item in page.get("Contents", [])
+    ]
+    assert len(keys) == len(set(keys))
+    assert {contract.log_key(request_id) for request_id in ids} <= set(keys)
+
+
+def test_history_lists_every_operation_newest_first_in_pages(pipeline) -> None:
+    submitted = [client.compute(pipeline.url, [i, i + 1], ["sum"])["id"] for i in range(3)]
+    for request_id in submitted:
+        logged_record(pipeline, request_id)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"before": cursor} if cursor else {}
+        page = requests.get(f"{pipeline.url}/api/history", params=params, timeout=30).json()
+        assert len(page["entries"]) <= 20
+        seen += [entry["id"] for entry in page["entries"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == sorted(seen, reverse=True), "newest first"
+    assert len(seen) == len(set(seen)), "pages do not overlap"
+    assert seen[:3] == list(reversed(submitted))
+
+    html = requests.get(f"{pipeline.url}/history", timeout=30).text
+    rows = re.findall(r'<tr data-id="([^"]+)">', html)
+    assert rows == seen[:20]
+    assert f'href="/requests/{submitted[-1]}"' in html
+    if len(seen) > 20:
+        assert f'href="/history?before={seen[19]}"' in html
+        older = requests.get(f"{pipeline.url}/history", params={"before": seen[19]}, timeout=30).text
+        assert re.findall(r'<tr data-id="([^"]+)">', older) == seen[20:40]
+
+
+def test_result_page_shows_input_results_and_timings(pipeline) -> None:
+    document = client.compute(pipeline.url, [4, 8, 15, 16, 23, 42], ["sum", "mean", "mode"])
+    logged_record(pipeline, document["id"])
+    page = requests.get(f"{pipeline.frontends[1].url}/requests/{document['id']}", timeout=30)
+    assert page.status_code == 200
+    html = page.text
+    assert "4, 8, 15, 16, 23, 42" in html
+    assert re.search(r'id="result-sum">\s*<th scope="row">Sum</th>\s*<td class="value">108</td>', html)
+    assert re.search(r'id="result-mean">.*?<td class="value">18</td>', html, re.S)
+    assert re.search(r'id="result-mode">.*?<td class="value">4, 8, 15, 16, 23, 42</td>', html, re.S)
+    for timing in ("queued", "computed", "total"):
+        assert re.search(rf'id="timing-{timing}">[0-9.]+ ms<', html)
+
+
+def test_the_form_computes_and_shows_the_result(pipeline) -> None:
+    session = requests.Session()
+    response = client.submit_form(session, pipeline.url, "3, 1 4\n1 5", ["sum", "median"])
+    assert response.status_code == 200
+    assert re.search(r'id="result-sum">.*?<td class="value">14</td>', response.text, re.S)
+    assert re.search(r'id="result-median">.*?<td class="value">3</td>', response.text, re.S)
+    permalink = re.search(r'data-permalink="(/requests/[0-9a-f-]+)"', response.text).group(1)
+    assert requests.get(pipeline.url + permalink, timeout=30).status_code in (200, 202)
+
+
+@pytest.mark.parametrize(
+    ("numbers", "operations", "field", "message"),
+    [
+        ("1 two 3", ["sum"], "numbers", "&#39;two&#39; (number 2) is not an integer"),
+        ("", ["sum"], "numbers", "enter at least one integer"),
+        ("1.5", ["sum"], "numbers", "&#39;1.5&#39; (number 1) is not an integer"),
+        ("1 2", [], "operations", "choose at least one operation"),
+        ("1 2", ["sum", "cube"], "operations", "unknown operation &#39;cube&#39;"),
+        (str(10**18 + 1), ["sum"], "numbers", "is too large"),
+    ],
+)
+def test_bad_form_input_is_shown_next_to_the_field_with_what_was_typed(
+    pipeline, numbers: str, operations: list[str], field: str, message: str
+) -> None:
+    session = requests.Session()
+    response = client.submit_form(session, pipeline.url, numbers, operations)
+    assert response.status_code == 400
+    html = response.text
+    assert re.search(rf'<p class="error" id="{field}-error" role="alert">[^<]*{re.escape(message)}', html), (
+        html
+    )
+    assert f">{numbers}</textarea>" in html, "the input the user typed is kept"
+    assert "Traceback" not in html
+
+
+def test_markup_in_input_is_rendered_inert(pipeline) -> None:
+    session = requests.Session()
+    payload = "<script>alert(1)</script> {{7*7}}"
+    response = client.submit_form(session, pipeline.url, payload, ["sum"])
+    assert response.status_code == 400
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; {{7*7}}</textarea>" in response.text
+    assert "49" not in response.text
+
+
+def test_a_form_post_without_csrf_token_is_refused(pipeline) -> None:
+    session = requests.Session()
+    client.csrf_token(session, pipeline.url)  # a session cookie, but no token in the post
+    response = session.post(f"{pipeline.url}/", data={"numbers": "1 2", "operations": "sum"}, timeout=30)
+    assert response.status_code == 400
+    assert "the form expired or did not come from this site" in response.text
+    assert ">1 2</textarea>" in response.text
+    forged = client.submit_form(session, pipeline.url, "1 2", ["sum"], token="forged")
+    assert forged.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "field"),
+    [
+        ("{not json", "application/json", 400, "invalid_json", "body"),
+        ('{"numbers": [1, 2]', "application/json", 400, "invalid_json", "body"),
+        (b"\xff\xfe\x00", "application/json", 400, "invalid_json", "body"),
+        ('{"numbers": [1]}', "text/plain", 415, "unsupported_media_type", "body"),
+        ("numbers=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type", "body"),
+        ("[1, 2]", "application/json", 400, "invalid_body", "body"),
+        ("{}", "application/json", 400, "missing_field", "numbers"),
+        ('{"numbers": [1], "op": ["sum"]}', "application/json", 400, "unknown_field", "op"),
+        ('{"numbers": []}', "application/json", 400, "empty", "numbers"),
+        ('{"numbers": [1, 2.0]}', "application/json", 400, "invalid_number", "numbers"),
+        ('{"numbers": [1e3]}', "application/json", 400, "invalid_number", "numbers"),
+        ('{"numbers": [NaN]}', "application/json", 400, "invalid_number", "numbers"),
+        ('{"numbers": ["0x1F"]}', "application/json", 400, "invalid_number", "numbers"),
+        ('{"numbers": [true]}', "application/json", 400, "invalid_number", "numbers"),
+        ('{"numbers": [1000000000000000001]}', "application/json", 400, "number_too_large", "numbers"),
+        ('{"numbers": [-1000000000000000001]}', "application/json", 400, "number_too_large", "numbers"),
+        ('{"numbers": [1], "operations": []}', "application/json", 400, "no_operations", "operations"),
+        (
+            '{"numbers": [1], "operations": ["sum", "sum"]}',
+            "application/json",
+            400,
+            "duplicate_operation",
+            "operations",
+        ),
+        (
+            '{"numbers": [1], "operations": ["avg"]}',
+            "application/json",
+            400,
+            "unknown_operation",
+            "operations",
+        ),
+        ('{"numbers": [1], "operations": "sum"}', "application/json", 400, "invalid_field", "operations"),
+        (
+            '{"numbers": ' + json.dumps(list(range(10_001))) + "}",
+            "application/json",
+            400,
+            "too_many_numbers",
+            "numbers",
+        ),
+        ('{"numbers": [' + "9" * 100_000 + "]}", "application/json", 400, "number_too_large", "numbers"),
+        ('{"numbers": [' + "1," * 600_000 + "1]}", "application/json", 413, "body_too_large", "body"),
+    ],
+)
+def test_bad_api_input_gets_a_clear_error(pipeline, body, content_type, status, code, field) -> None:
+    started = time.monotonic()
+    response = requests.post(
+        f"{pipeline.url}/api/requests", data=body, headers={"Content-Type": content_type}, timeout=30
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text
+    assert response.json()["error"]["field"] == field
+    assert response.json()["error"]["message"]
+    assert "Traceback" not in response.text
+    assert time.monotonic() - started < 10
+
+
+def test_the_largest_allowed_request_is_computed(pipeline) -> None:
+    numbers = [10**18 - i for i in range(10_000)]
+    document = client.compute(pipeline.url, numbers, ["sum", "count", "max", "range"])
+    assert document["results"] == {
+        "sum": sum(numbers),
+        "count": 10_000,
+        "max": 10**18,
+        "range": 9_999,
+    }
+
+
+def test_unknown_pending_and_expired_ids(pipeline) -> None:
+    secret = SECRET_KEY.encode()
+    never_seen = "0193f0c2-a1b2-7c3e-9f1a-2b3c4d5e6f70"
+    assert client.result(pipeline.url, never_seen).status_code == 404
+    assert client.result(pipeline.url, "not-an-id").status_code == 404
+    assert requests.get(f"{pipeline.url}/requests/{never_seen}", timeout=30).status_code == 404
+
+    # An id this stack issued whose result is not (yet) logged: pending, and the page refreshes itself.
+    pending = contract.new_request_id(secret)
+    response = client.result(pipeline.url, pending)
+    assert (response.status_code, response.json()) == (202, {"id": pending, "status": "pending"})
+    page = requests.get(f"{pipeline.url}/requests/{pending}", timeout=30)
+    assert page.status_code == 202
+    assert '<meta http-equiv="refresh" content="2">' in page.text
+    assert "Still computing" in page.text
+
+    # Past the pending timeout the page stops refreshing: it never waits forever.
+    expired = contract.new_request_id(secret, now=time.time() - 3600)
+    response = client.result(pipeline.url, expired)
+    assert response.status_code == 410
+    assert response.json()["status"] == "expired"
+    page = requests.get(f"{pipeline.url}/requests/{expired}", timeout=30)
+    assert page.status_code == 410
+    assert "http-equiv" not in page.text
+
+
+def test_health_and_readiness(pipeline) -> None:
+    for front in pipeline.frontends:
+        assert requests.get(f"{front.url}/healthz", timeout=10).json() == {"status": "ok"}
+        ready = requests.get(f"{front.url}/readyz", timeout=10)
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"reply_queue": True, "request_queue": True}
+
+
+def test_pages_carry_security_headers(pipeline) -> None:
+    for path in ("/", "/history", "/api/operations"):
+        headers = requests.get(f"{pipeline.url}{path}", timeout=10).headers
+        assert headers["Content-Security-Policy"].startswith("default-src 'self'")
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_one_grep_follows_a_request_through_all_three_services(pipeline) -> None:
+    document = client.compute(pipeline.url, [1, 2, 3], ["sum"])
+    request_id = document["id"]
+    logged_record(pipeline, request_id)
+    services = {process.name: process for process in pipeline.services.started}
+
+    def mentioned(name: str) -> list[str]:
+        return [entry["event"] for entry in services[name].events() if entry.get("request_id") == request_id]
+
+    frontend_events = mentioned("frontend-a")
+    assert "submitted" in frontend_events
+    assert "http_request" in frontend_events, "the access log line carries the request id"
+    assert "computed" in eventually(lambda: mentioned("worker"), timeout=30)
+    assert "logged" in eventually(lambda: mentioned("logger"), timeout=30)

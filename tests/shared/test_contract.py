@@ -1,0 +1,108 @@
+"""The message contract: request ids, log keys and the decoding of every message kind."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from qcompute import contract
+
+SECRET = b"a-secret-for-tests-only"
+
+
+def test_request_ids_are_uuid7_carry_their_time_and_sort_by_it() -> None:
+    first = contract.new_request_id(SECRET, now=1_700_000_000.123)
+    second = contract.new_request_id(SECRET, now=1_700_000_000.124)
+    assert uuid.UUID(first).version == 7
+    assert contract.is_request_id(first)
+    assert contract.request_time(first) == datetime.fromtimestamp(1_700_000_000.123, UTC)
+    assert first < second
+
+
+def test_ids_are_signed_so_any_frontend_knows_its_own() -> None:
+    request_id = contract.new_request_id(SECRET)
+    assert contract.is_signed_by(request_id, SECRET)
+    assert not contract.is_signed_by(request_id, b"another-secret")
+    tampered = request_id[:-1] + ("0" if request_id[-1] != "0" else "1")
+    assert not contract.is_signed_by(tampered, SECRET)
+    assert not contract.is_signed_by(str(uuid.uuid4()), SECRET)
+    assert not contract.is_signed_by("../../etc/passwd", SECRET)
+
+
+def test_log_key_comes_from_the_id_not_the_clock() -> None:
+    request_id = contract.new_request_id(SECRET, now=datetime(2026, 1, 2, 23, 59, 59, tzinfo=UTC).timestamp())
+    assert contract.log_key(request_id) == f"logs/2026/01/02/{request_id}.json"
+
+
+def _request(**changes: object) -> str:
+    document = contract.request_message(
+        contract.new_request_id(SECRET),
+        [1, 2],
+        ["sum"],
+        reply_to="http://queue",
+        correlation_id="c1",
+        submitted_at=contract.utc_now(),
+    )
+    document.update(changes)
+    return json.dumps(document)
+
+
+def test_a_request_decodes_to_its_fields() -> None:
+    decoded = contract.decode_request(_request())
+    assert decoded["numbers"] == [1, 2]
+    assert decoded["operations"] == ["sum"]
+    assert decoded["reply_to"] == "http://queue"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "not JSON"),
+        ("", "not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"v": 1}', "invalid request id"),
+        (_request(v=2), "unsupported contract version 2"),
+        (_request(v="1"), "unsupported contract version '1'"),
+        (_request(id="42"), "invalid request id"),
+        (_request(correlation_id=None), "'correlation_id'"),
+        (_request(submitted_at="yesterday"), "invalid submitted_at"),
+        (_request(reply_to=17), "'reply_to'"),
+        ("[" * 100_000, "not JSON"),
+    ],
+)
+def test_malformed_requests_are_poison(body: str, reason: str) -> None:
+    with pytest.raises(contract.MalformedMessage, match=reason):
+        contract.decode_request(body)
+
+
+def test_a_request_without_reply_queue_is_valid() -> None:
+    assert contract.decode_request(_request(reply_to=None))["reply_to"] is None
+
+
+def test_long_integer_literals_are_kept_as_text_when_decoding_requests() -> None:
+    decoded = contract.decode_request(_request(numbers=[1]).replace("[1]", "[" + "7" * 50_000 + "]"))
+    assert isinstance(decoded["numbers"][0], str)
+
+
+def test_result_record_and_reply() -> None:
+    request = contract.decode_request(_request())
+    record = contract.result_record(
+        request,
+        numbers=[1, 2],
+        operations=["sum"],
+        results={"sum": 3},
+        received_at=contract.utc_now(),
+        computed_at=contract.utc_now(),
+        worker="w1",
+        attempt=1,
+    )
+    assert record["status"] == "done"
+    assert record["timings"]["queued_ms"] >= 0
+    reply = contract.reply_from_record(record)
+    assert reply["request"] == {"count": 2, "operations": ["sum"]}
+    assert contract.decode_result(contract.encode(reply))["results"] == {"sum": 3}
+    with pytest.raises(contract.MalformedMessage, match="invalid status"):
+        contract.decode_result(contract.encode({**record, "status": "maybe"}))

@@ -1,0 +1,141 @@
+"""Input checks: what is accepted, and the exact error for what is not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qcompute.operations import OPERATIONS
+from qcompute.settings import Limits
+from qcompute.validation import (
+    InputError,
+    check_fields,
+    parse_numbers,
+    parse_numbers_text,
+    parse_operations,
+    read_integer,
+)
+
+LIMITS = Limits(max_numbers=5, max_abs_number=1000)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1 2 3", [1, 2, 3]),
+        ("1,2,3", [1, 2, 3]),
+        (" 1,\n 2\t3 ,, ", [1, 2, 3]),
+        ("-7 +8 007", [-7, 8, 7]),
+        ("1000 -1000", [1000, -1000]),
+    ],
+)
+def test_form_text_is_split_on_spaces_commas_and_new_lines(text: str, expected: list[int]) -> None:
+    assert parse_numbers_text(text, LIMITS) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "fragment"),
+    [
+        ("", "empty", "at least one"),
+        ("  ,\n ", "empty", "at least one"),
+        ("1 2.5", "invalid_number", "'2.5' (number 2) is not an integer"),
+        ("1e3", "invalid_number", "'1e3' (number 1)"),
+        ("0x10", "invalid_number", "'0x10'"),
+        ("١٢٣", "invalid_number", "not an integer"),  # Arabic-Indic digits, which int() accepts
+        ("1_000", "invalid_number", "'1_000'"),
+        ("--1", "invalid_number", "'--1'"),
+        ("1001", "number_too_large", "between -1000 and 1000"),
+        ("-1001", "number_too_large", "(number 1) is too large"),
+        ("9" * 5000, "number_too_large", "..."),
+        ("1 2 3 4 5 6", "too_many_numbers", "6 numbers given; at most 5"),
+    ],
+)
+def test_bad_form_text_names_the_problem(text: str, code: str, fragment: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_numbers_text(text, LIMITS)
+    assert caught.value.code == code
+    assert caught.value.field == "numbers"
+    assert fragment in caught.value.message
+
+
+def test_json_numbers_may_be_integers_or_decimal_strings() -> None:
+    assert parse_numbers([1, "-2", "+3", 1000], LIMITS) == [1, -2, 3, 1000]
+
+
+@pytest.mark.parametrize(
+    ("values", "code", "fragment"),
+    [
+        ("1 2 3", "invalid_field", "must be a list"),
+        ({"a": 1}, "invalid_field", "must be a list"),
+        ([], "empty", "at least one"),
+        ([1.0], "invalid_number", "not a whole number"),
+        ([1.5], "invalid_number", "'1.5' (number 1) is not a whole number"),
+        ([True], "invalid_number", "is a boolean"),
+        ([None], "invalid_number", "is null"),
+        ([[1]], "invalid_number", "is a list"),
+        (["1.0"], "invalid_number", "is not an integer"),
+        ([" 1"], "invalid_number", "is not an integer"),
+        (["1e3"], "invalid_number", "is not an integer"),
+        ([1001], "number_too_large", "(number 1) is too large"),
+        (["-1001"], "number_too_large", "too large"),
+        ([1, 2, 3, 4, 5, 6], "too_many_numbers", "at most 5"),
+    ],
+)
+def test_bad_json_numbers_name_the_problem(values: object, code: str, fragment: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_numbers(values, LIMITS)
+    assert (caught.value.code, caught.value.field) == (code, "numbers")
+    assert fragment in caught.value.message
+
+
+def test_huge_json_literals_are_refused_without_converting_them() -> None:
+    document = json.loads('{"numbers": [' + "9" * 200_000 + "]}", parse_int=read_integer)
+    with pytest.raises(InputError) as caught:
+        parse_numbers(document["numbers"], Limits())
+    assert caught.value.code == "number_too_large"
+    assert "9999999999999999999" in caught.value.message
+    assert len(caught.value.message) < 200
+
+
+def test_operations_default_to_all_in_defined_order() -> None:
+    assert parse_operations(None) == list(OPERATIONS)
+    assert parse_operations(["mean", "sum"]) == ["mean", "sum"]
+
+
+@pytest.mark.parametrize(
+    ("values", "code", "fragment"),
+    [
+        ([], "no_operations", "choose at least one"),
+        (["sum", "average"], "unknown_operation", "unknown operation 'average'; choose from sum, product"),
+        (["sum", "mean", "sum"], "duplicate_operation", "'sum' is listed more than once"),
+        ("sum", "invalid_field", "must be a list"),
+        ([1], "invalid_field", "must be a list of operation names"),
+        (["SUM"], "unknown_operation", "'SUM'"),
+    ],
+)
+def test_bad_operations_name_the_problem(values: object, code: str, fragment: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_operations(values)
+    assert (caught.value.code, caught.value.field) == (code, "operations")
+    assert fragment in caught.value.message
+
+
+def test_many_duplicate_operations_are_refused_quickly() -> None:
+    with pytest.raises(InputError, match="more than once"):
+        parse_operations(["sum"] * 200_000)
+
+
+@pytest.mark.parametrize(
+    ("document", "code", "field"),
+    [
+        ([], "invalid_body", "body"),
+        ("x", "invalid_body", "body"),
+        ({}, "missing_field", "numbers"),
+        ({"numbers": [1], "extra": 1}, "unknown_field", "extra"),
+    ],
+)
+def test_fields_are_checked(document: object, code: str, field: str) -> None:
+    with pytest.raises(InputError) as caught:
+        check_fields(document, allowed=("numbers", "operations"), required=("numbers",))
+    assert (caught.value.code, caught.value.field) == (code, field)
