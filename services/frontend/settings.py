@@ -31,7 +31,7 @@ class FrontendSettings:
         if len(secret_key) < 16:
             raise ConfigError("SECRET_KEY must be at least 16 characters")
         heartbeat_seconds = env.integer("REPLY_QUEUE_HEARTBEAT_SECONDS", 60, minimum=1)
-        idle_seconds = env.integer("REPLY_QUEUE_IDLE_SECONDS", 900, minimum=60)
+        idle_seconds = env.integer("REPLY_QUEUE_IDLE_SECONDS", 900, minimum=10)
         if idle_seconds < 3 * heartbeat_seconds:
             raise ConfigError(
                 "REPLY_QUEUE_IDLE_SECONDS must be at least 3 x REPLY_QUEUE_HEARTBEAT_SECONDS, "

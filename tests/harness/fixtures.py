@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,8 @@ from typing import Any
 from harness import services
 from harness.backend import REGION, Backend
 from harness.services import Frontend, ServiceProcess, Stack
-from qcompute import aws
+from harness.waiting import eventually
+from qcompute import aws, contract
 from qcompute.provision import provision, remove
 from qcompute.settings import StackSettings
 
@@ -53,10 +55,9 @@ class Services:
 
     def stop_all(self) -> None:
         """SIGTERM to all at once (each finishes its long poll in parallel), then wait for each."""
-        running = [p for p in self.started if p.process is not None and p.process.poll() is None]
-        for process in running:
+        for process in self.started:
             process.terminate()
-        for process in running:
+        for process in self.started:
             try:
                 process.stop(timeout=45)
             except Exception:  # noqa: BLE001 - teardown must reach every process
@@ -64,3 +65,78 @@ class Services:
 
     def tails(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.tail()}" for p in self.started)
+
+
+def send_request(
+    stack: Stack, numbers: list, operations: list[str], *, reply_to: str | None, secret: bytes = b"tests"
+) -> str:
+    """Put a request straight on the request queue, as a frontend would; return its id."""
+    request_id = contract.new_request_id(secret)
+    body = contract.request_message(
+        request_id,
+        numbers,
+        operations,
+        reply_to=reply_to,
+        correlation_id=f"corr-{request_id}",
+        submitted_at=contract.utc_now(),
+    )
+    sqs = stack.clients.sqs
+    sqs.send_message(QueueUrl=queue_url(stack, "requests_queue"), MessageBody=contract.encode(body))
+    return request_id
+
+
+def queue_url(stack: Stack, which: str) -> str:
+    """The URL of one of the stack's queues, by its StackNames attribute (e.g. "log_dlq")."""
+    return aws.queue_url(stack.clients.sqs, getattr(stack.clients.names, which))
+
+
+def own_reply_queue(stack: Stack) -> str:
+    """A reply queue owned by the test, tagged like a frontend's so teardown removes it."""
+    name = f"{stack.clients.names.reply_queue_prefix}test-{secrets.token_hex(3)}"
+    return stack.clients.sqs.create_queue(QueueName=name, tags=stack.clients.names.tags)["QueueUrl"]
+
+
+def drain(stack: Stack, url: str, *, until: int, timeout: float = 120) -> list[dict]:
+    """Receive and delete messages until `until` have arrived (or fail after `timeout`)."""
+    sqs = stack.clients.sqs
+    received: list[dict] = []
+
+    def enough() -> bool:
+        response = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+        )
+        for message in response.get("Messages", []):
+            received.append(message)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return len(received) >= until
+
+    eventually(enough, timeout=timeout, interval=0, what=f"{until} messages on {url}")
+    return received
+
+
+def queue_depth(stack: Stack, url: str) -> int:
+    """Visible plus in-flight plus delayed messages."""
+    attributes = stack.clients.sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def log_keys(stack: Stack) -> list[str]:
+    s3 = stack.clients.s3
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.clients.names.log_bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def read_log(stack: Stack, request_id: str) -> dict | None:
+    s3 = stack.clients.s3
+    try:
+        body = s3.get_object(Bucket=stack.clients.names.log_bucket, Key=contract.log_key(request_id))["Body"]
+    except s3.exceptions.NoSuchKey:
+        return None
+    return json.loads(body.read())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +14,7 @@ import pytest
 import requests
 
 from harness import client, reference
-from harness.services import SECRET_KEY
+from harness.services import ROOT, SECRET_KEY
 from harness.waiting import eventually
 from qcompute import contract
 from qcompute.operations import OPERATIONS
@@ -335,3 +337,41 @@ def test_one_grep_follows_a_request_through_all_three_services(pipeline) -> None
     assert "http_request" in frontend_events, "the access log line carries the request id"
     assert "computed" in eventually(lambda: mentioned("worker"), timeout=30)
     assert "logged" in eventually(lambda: mentioned("logger"), timeout=30)
+
+
+def test_the_cli_client_prints_a_table(pipeline) -> None:
+    def submit(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "scripts/submit"), "--url", pipeline.url, *argv],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = submit("1", "2", "3", "-4", "--op", "mean", "--op", "sorted")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.match(r"request [0-9a-f-]{36}  done  4 integers  \(queued [0-9.]+ ms, computed", lines[0])
+    assert lines[1:] == ["operation  result", "---------  ------", "mean       0.5", "sorted     -4, 1, 2, 3"]
+
+    piped = submit("-", "--op", "sum", stdin="1 2\n3,4\n")
+    assert piped.stdout.splitlines()[-1] == "sum        10"
+
+    refused = submit("1", "x", "--op", "sum")
+    assert refused.returncode == 1
+    assert (
+        refused.stderr.strip()
+        == "error (numbers): 'x' (number 2) is not an integer; use whole numbers like 42 or -7"
+    )
+
+    unreachable = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/submit"), "--url", "http://127.0.0.1:9", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unreachable.returncode == 2
+    assert "cannot reach http://127.0.0.1:9" in unreachable.stderr

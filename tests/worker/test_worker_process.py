@@ -1,0 +1,102 @@
+"""The worker as a real process: warm stop on SIGTERM, poison messages, vanished requesters."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+import pytest
+
+from harness.fixtures import drain, own_reply_queue, queue_depth, queue_url, read_log, send_request
+from harness.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def test_sigterm_mid_batch_finishes_the_batch_and_loses_nothing(stack, run) -> None:
+    replies = own_reply_queue(stack)
+    rng = random.Random(7)
+    # lcm over thousands of large integers takes a good fraction of a second: a batch of ten is
+    # still being computed when SIGTERM arrives.
+    requests = [[rng.randint(1, 10**18) for _ in range(6_000)] for _ in range(20)]
+    sent = [send_request(stack, numbers, ["lcm", "count"], reply_to=replies) for numbers in requests]
+    logger = run.logger()
+    first = run.worker("worker-1")
+    first.wait_for_event("computed", timeout=120)
+    first.terminate()
+    assert first.wait(timeout=120) == 0, first.tail()
+
+    finished = first.events("computed")
+    stopped = first.events("consumer_stopped")
+    assert len(stopped) == 1
+    assert stopped[0]["handled"] == len(finished), "the batch in hand was finished"
+    assert 0 < len(finished) < len(sent), "SIGTERM arrived in the middle of the work"
+    # What the first worker did not take is still queued, and nothing it took is in flight.
+    assert queue_depth(stack, queue_url(stack, "requests_queue")) == len(sent) - len(finished)
+
+    run.worker("worker-2")
+    answered = drain(stack, replies, until=len(sent), timeout=240)
+    ids = Counter(json.loads(message["Body"])["id"] for message in answered)
+    assert set(ids) == set(sent)
+    assert max(ids.values()) == 1, "no request was answered twice"
+    for request_id, numbers in zip(sent, requests, strict=True):
+        record = eventually(
+            lambda rid=request_id: read_log(stack, rid), timeout=120, what=f"log {request_id}"
+        )
+        assert record["results"]["count"] == len(numbers)
+    assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
+    assert logger.process.poll() is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("this is not json", "not JSON"),
+        ('{"v": 1}', "invalid request id"),
+        ('{"v": 99, "id": "x"}', "unsupported contract version 99"),
+        ("[]", "not a JSON object"),
+    ],
+)
+def test_a_poison_message_goes_to_the_dead_letter_queue_and_the_worker_keeps_serving(
+    stack, run, body: str, reason: str
+) -> None:
+    worker = run.worker()
+    sqs = stack.clients.sqs
+    sqs.send_message(QueueUrl=queue_url(stack, "requests_queue"), MessageBody=body)
+    dead = drain(stack, queue_url(stack, "requests_dlq"), until=1)
+    assert dead[0]["Body"] == body
+    assert reason in dead[0]["MessageAttributes"]["poison_reason"]["StringValue"]
+    assert worker.events("message_poisoned")
+
+    replies = own_reply_queue(stack)
+    request_id = send_request(stack, [1, 2, 3], ["sum"], reply_to=replies)
+    reply = json.loads(drain(stack, replies, until=1)[0]["Body"])
+    assert (reply["id"], reply["results"]) == (request_id, {"sum": 6})
+    assert worker.process.poll() is None
+
+
+def test_bad_content_in_a_valid_message_gets_an_error_result(stack, run) -> None:
+    run.worker()
+    run.logger()
+    replies = own_reply_queue(stack)
+    request_id = send_request(stack, [1, 10**19], ["sum"], reply_to=replies)
+    reply = json.loads(drain(stack, replies, until=1)[0]["Body"])
+    assert reply["status"] == "error"
+    assert reply["error"]["code"] == "number_too_large"
+    record = eventually(lambda: read_log(stack, request_id), what="error record in S3")
+    assert record["error"]["code"] == "number_too_large"
+    assert record["request"]["numbers"] == [1, 10**19]
+
+
+def test_a_reply_whose_queue_is_gone_is_dropped_and_the_result_still_logged(stack, run) -> None:
+    worker = run.worker()
+    run.logger()
+    gone = own_reply_queue(stack)
+    stack.clients.sqs.delete_queue(QueueUrl=gone)
+    request_id = send_request(stack, [5, 6], ["sum"], reply_to=gone)
+    record = eventually(lambda: read_log(stack, request_id), what="record in S3")
+    assert record["results"] == {"sum": 11}
+    assert [e for e in worker.events("reply_queue_gone") if e["request_id"] == request_id]
+    assert queue_depth(stack, queue_url(stack, "requests_queue")) == 0
+    assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
