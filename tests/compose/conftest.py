@@ -1,0 +1,101 @@
+"""The stack as users run it locally: `docker compose` with compose.yaml + compose.local.yaml.
+
+`scripts/test --compose` prepares the engine and the offline images, then runs these tests; they
+start the stack once (README's command, on free loopback ports), drive it only through 127.0.0.1,
+and always end with `docker compose down -v`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from harness.backend import free_port
+from harness.services import ROOT
+
+ARTIFACTS = ROOT / "test-artifacts"
+LOCAL_FILES = ["--env-file", "compose.local.env", "-f", "compose.yaml", "-f", "compose.local.yaml"]
+
+
+@dataclass
+class ComposeStack:
+    project: str
+    env: dict[str, str]
+    http_port: int
+    localstack_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        command = ["docker", "compose", "-p", self.project, *LOCAL_FILES, *args]
+        result = subprocess.run(
+            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def containers(self, service: str | None = None) -> list[dict[str, Any]]:
+        """`docker inspect` of the stack's containers (all states), optionally of one service."""
+        args = ["ps", "--all", "--quiet", *([service] if service else [])]
+        ids = self.compose(*args).stdout.split()
+        if not ids:
+            return []
+        inspected = subprocess.run(
+            ["docker", "inspect", *ids], capture_output=True, text=True, check=True, timeout=60
+        )
+        return json.loads(inspected.stdout)
+
+    def aws(self, service: str) -> Any:
+        """A client for the stack's LocalStack, through its port on 127.0.0.1."""
+        return boto3.client(
+            service,
+            endpoint_url=f"http://127.0.0.1:{self.localstack_port}",
+            region_name=self.env_value("AWS_REGION"),
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    def env_value(self, name: str) -> str:
+        for line in (ROOT / "compose.local.env").read_text().splitlines():
+            if line.startswith(f"{name}="):
+                return line.split("=", 1)[1]
+        raise KeyError(name)
+
+
+@pytest.fixture(scope="session")
+def composed() -> Iterator[ComposeStack]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # The stack gets its settings from compose.local.env only, never from the test's own AWS setup.
+        if not key.startswith("AWS_")
+    }
+    stack = ComposeStack("qcompute-test", env, free_port(), free_port())
+    env.update(HTTP_PORT=str(stack.http_port), LOCALSTACK_PORT=str(stack.localstack_port))
+    ARTIFACTS.mkdir(exist_ok=True)
+    stack.compose("down", "--volumes", "--remove-orphans", check=False)
+    try:
+        stack.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "300", timeout=1200)
+        yield stack
+    finally:
+        logs = stack.compose("logs", "--no-color", "--timestamps", check=False)
+        (ARTIFACTS / "compose.log").write_text(logs.stdout + logs.stderr)
+        stack.compose("down", "--volumes", "--remove-orphans", check=False, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    folder = ARTIFACTS / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
