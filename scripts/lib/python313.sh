@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/test and tests/compose/prepare.
 # LocalStack 4.14.0 needs Python 3.13 (it uses 3.12/3.13 syntax), and the offline images run Debian
 # trixie's Python 3.13, so their wheels are built with a 3.13 too.

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from frontend.status import stack_status
 from qcompute.operations import OPERATIONS
 from qcompute.validation import InputError, check_fields, parse_numbers, parse_operations, read_integer
 
@@ -92,6 +93,11 @@ def get_request(request_id: str) -> Any:
 @blueprint.get("/operations")
 def list_operations() -> Any:
     return jsonify(operations=[{"name": op.name, "label": op.label} for op in OPERATIONS.values()])
+
+
+@blueprint.get("/status")
+def status() -> Any:
+    return jsonify(stack_status(_submissions()))
 
 
 @blueprint.get("/history")

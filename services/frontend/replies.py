@@ -185,20 +185,16 @@ class ReplyChannel:
                     QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=self.poll_seconds
                 )
                 failures = 0
-            except ClientError as error:
+            except (BotoCoreError, ClientError) as error:
                 if self._stopping.is_set():
-                    return
-                if aws.is_missing_queue(error):
+                    return  # close() deleted the queue under the poll
+                if isinstance(error, ClientError) and aws.is_missing_queue(error):
                     # Deleted under us (a sweep, an operator): carry on with a new queue.
                     log.warning("reply_queue_missing", queue=self.queue_url)
                     self._recreate()
-                    continue
-                failures += 1
-                self._pause(failures, error)
-                continue
-            except BotoCoreError as error:
-                failures += 1
-                self._pause(failures, error)
+                else:
+                    failures += 1
+                    self._pause(failures, error)
                 continue
             messages = response.get("Messages", [])
             for message in messages:

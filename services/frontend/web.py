@@ -6,13 +6,15 @@ from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
+from frontend.status import stack_status
 from qcompute.operations import OPERATIONS
 from qcompute.validation import InputError, parse_numbers_text, parse_operations
 
 blueprint = Blueprint("web", __name__)
 
-# Seconds between automatic refreshes of a page whose result is not back yet.
+# Seconds between automatic refreshes of a page whose result is not back yet, and of the status page.
 REFRESH_SECONDS = 2
+STATUS_REFRESH_SECONDS = 5
 
 
 def _submissions() -> Any:
@@ -81,6 +83,11 @@ def history() -> Any:
     before = request.args.get("before")
     entries, next_cursor = _submissions().history(before, settings.history_page_size)
     return render_template("history.html", entries=entries, next_cursor=next_cursor, first_page=not before)
+
+
+@blueprint.get("/status")
+def status() -> Any:
+    return render_template("status.html", status=stack_status(_submissions()), refresh=STATUS_REFRESH_SECONDS)
 
 
 @blueprint.app_context_processor

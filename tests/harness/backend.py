@@ -21,6 +21,7 @@ import requests
 from harness.waiting import eventually
 
 REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -53,23 +54,71 @@ def _answers(url: str) -> bool:
         return False
 
 
+class Emulator:
+    """An emulator process on its own loopback port that a test can stop and start again."""
+
+    def __init__(self, kind: str, log_dir: Path):
+        self.kind = kind
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.process: subprocess.Popen | None = None
+        self.backend = Backend(kind, f"http://127.0.0.1:{self.port}")
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        if self.kind == "moto":
+            return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], dict(
+                os.environ
+            )
+        python = os.environ.get("LOCALSTACK_VENV_PYTHON", str(ROOT / ".cache/localstack-venv/bin/python"))
+        env = {
+            **os.environ,
+            "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
+            "SERVICES": "sqs,sns,s3,sts",
+            "DNS_ADDRESS": "0",
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+            "DISABLE_EVENTS": "1",
+            "FILESYSTEM_ROOT": str(self.log_dir / f"localstack-{self.port}"),
+        }
+        return [python, "-m", "localstack.runtime.main"], env
+
+    def start(self) -> None:
+        command, env = self._command()
+        with (self.log_dir / f"{self.kind}-{self.port}.log").open("a") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        health = "/moto-api/" if self.kind == "moto" else "/_localstack/health"
+        eventually(
+            lambda: _answers(self.backend.endpoint + health), timeout=120, what=f"{self.kind} to start"
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextmanager
+def restartable_emulator(log_dir: Path) -> Iterator[Emulator]:
+    """A private emulator of the selected kind (TEST_BACKEND), for tests that stop and restart it."""
+    emulator = Emulator(os.environ.get("TEST_BACKEND", "moto"), log_dir)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
 @contextmanager
 def moto_server(log_dir: Path) -> Iterator[Backend]:
-    port = free_port()
-    log = (log_dir / "moto.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    emulator = Emulator("moto", log_dir)
+    emulator.start()
     try:
-        eventually(lambda: _answers(f"{endpoint}/moto-api/"), timeout=60, what="moto server")
-        yield Backend("moto", endpoint)
+        yield emulator.backend
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        emulator.stop()
 
 
 @contextmanager

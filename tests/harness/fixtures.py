@@ -22,7 +22,7 @@ from qcompute.settings import StackSettings
 def new_stack(backend: Backend) -> Iterator[Stack]:
     """A freshly provisioned stack with a random name, removed afterwards."""
     name = f"t{secrets.token_hex(4)}"
-    clients = aws.connect(StackSettings(stack=name, region=REGION))
+    clients = aws.connect(StackSettings(stack=name, region=REGION), endpoint_url=backend.endpoint)
     provision(clients)
     try:
         yield Stack(name=name, clients=clients, env={**backend.env, "STACK_NAME": name})

@@ -25,17 +25,16 @@ READ_TIMEOUT_SECONDS = 30
 RETRY_ATTEMPTS = 5
 
 
-def client_config(pool_size: int = 10) -> Config:
-    s3_options = {}
-    if os.environ.get("AWS_ENDPOINT_URL"):
-        # Emulators are reached by a plain host name; virtual-hosted buckets would need DNS for them.
-        s3_options = {"addressing_style": "path"}
+def client_config(pool_size: int = 10, *, emulator: bool | None = None) -> Config:
+    if emulator is None:
+        emulator = bool(os.environ.get("AWS_ENDPOINT_URL"))
     return Config(
         retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
         connect_timeout=5,
         read_timeout=READ_TIMEOUT_SECONDS,
         max_pool_connections=pool_size,
-        s3=s3_options,
+        # Emulators are reached by a plain host name; virtual-hosted buckets would need DNS for them.
+        s3={"addressing_style": "path"} if emulator else {},
     )
 
 
@@ -49,16 +48,24 @@ class Clients:
     s3: Any
 
 
-def connect(stack: StackSettings, *, pool_size: int = 10) -> Clients:
-    """Build the clients and learn the account id, which bucket names and ARNs need."""
+def connect(stack: StackSettings, *, pool_size: int = 10, endpoint_url: str | None = None) -> Clients:
+    """Build the clients and learn the account id, which bucket names and ARNs need.
+
+    The services leave `endpoint_url` unset (botocore reads AWS_ENDPOINT_URL); tools and tests that
+    talk to more than one emulator at a time pass it.
+    """
     session = boto3.session.Session(region_name=stack.region)
-    config = client_config(pool_size)
-    account_id = session.client("sts", config=config).get_caller_identity()["Account"]
+    config = client_config(pool_size, emulator=bool(endpoint_url or os.environ.get("AWS_ENDPOINT_URL")))
+
+    def client(service: str) -> Any:
+        return session.client(service, config=config, endpoint_url=endpoint_url)
+
+    account_id = client("sts").get_caller_identity()["Account"]
     return Clients(
         names=StackNames(stack.stack, account_id, stack.region),
-        sqs=session.client("sqs", config=config),
-        sns=session.client("sns", config=config),
-        s3=session.client("s3", config=config),
+        sqs=client("sqs"),
+        sns=client("sns"),
+        s3=client("s3"),
     )
 
 

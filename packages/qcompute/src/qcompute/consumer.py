@@ -146,6 +146,7 @@ class Consumer:
         return [Message.from_sqs(raw) for raw in response.get("Messages", [])]
 
     def _handle(self, messages: list[Message]) -> None:
+        log.info("batch_received", count=len(messages), queue=self.queue_url)
         with self._heartbeat(messages):
             try:
                 outcomes = self.handler(messages)
