@@ -76,9 +76,11 @@ def create_request() -> Any:
 @blueprint.get("/requests/<request_id>")
 def get_request(request_id: str) -> Any:
     settings = current_app.config["SETTINGS"]
-    lookup = _submissions().find(request_id)
+    # ?numbers=1 adds the input (read from the log), which a large request makes heavy.
+    with_numbers = request.args.get("numbers") == "1"
+    lookup = _submissions().find(request_id, with_numbers=with_numbers)
     if lookup.outcome is not None:
-        return jsonify(lookup.outcome.as_api()), 200
+        return jsonify(lookup.outcome.as_api(with_numbers=with_numbers)), 200
     if lookup.status == "pending":
         return jsonify(id=request_id, status="pending"), 202, {"Retry-After": "1"}
     if lookup.status == "expired":

@@ -43,7 +43,8 @@ class FrontendSettings:
             secret_key=secret_key,
             reply_wait_seconds=env.number("REPLY_WAIT_SECONDS", 10.0),
             pending_timeout_seconds=env.integer("PENDING_TIMEOUT_SECONDS", 600, minimum=1),
-            max_body_bytes=env.integer("MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            # A million integers of up to 19 digits, as JSON or as a file.
+            max_body_bytes=env.integer("MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024),
             reply_poll_seconds=env.integer("REPLY_POLL_SECONDS", 10, minimum=1, maximum=20),
             reply_queue_idle_seconds=idle_seconds,
             heartbeat_seconds=heartbeat_seconds,

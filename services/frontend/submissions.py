@@ -5,6 +5,7 @@ Both the web pages and the JSON API call these methods, so they share one code p
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from frontend.replies import ReplyChannel, Waiter
 from frontend.settings import FrontendSettings
-from qcompute import aws, contract
+from qcompute import aws, contract, payloads
 from qcompute.logs import get_logger
-from qcompute.validation import InputError
 
 log = get_logger(__name__)
 
@@ -48,9 +48,9 @@ class Outcome:
         cls, record: dict[str, Any], *, numbers: list[int] | None = None, replied_at: str | None = None
     ) -> Outcome:
         request = record["request"]
-        if numbers is None and request.get("numbers") and not request.get("numbers_omitted"):
+        if numbers is None and isinstance(request.get("numbers"), list):
             numbers = request["numbers"]
-        count = request.get("count") or request.get("numbers_omitted") or len(request.get("numbers") or [])
+        count = request.get("count") if isinstance(request.get("count"), int) else len(numbers or [])
         timings = dict(record["timings"])
         finished = replied_at or timings["computed_at"]
         timings["total_ms"] = contract.millis_between(timings["submitted_at"], finished)
@@ -67,8 +67,10 @@ class Outcome:
             worker=record.get("worker", ""),
         )
 
-    def as_api(self) -> dict[str, Any]:
+    def as_api(self, *, with_numbers: bool = False) -> dict[str, Any]:
         document: dict[str, Any] = {"id": self.id, "status": self.status}
+        if with_numbers:
+            document["numbers"] = self.numbers
         if self.error:
             document["error"] = self.error
         else:
@@ -113,12 +115,10 @@ class Submissions:
         body = contract.encode(message)
         size = len(body.encode())
         if size > self.settings.limits.max_message_bytes:
-            raise InputError(
-                "request_too_large",
-                f"the request takes {size:,} bytes; at most {self.settings.limits.max_message_bytes:,} "
-                "fit in one message: send fewer or smaller numbers",
-                "numbers",
-            )
+            # Too large for a message: the numbers wait in S3 and the message carries their key.
+            message = contract.with_numbers_stored(message)
+            self._store(message["numbers_ref"], contract.encode(numbers))
+            body = contract.encode(message)
         waiter = self.channel.expect(request_id, correlation_id, numbers)
         try:
             self.clients.sqs.send_message(QueueUrl=self.requests_url, MessageBody=body)
@@ -126,15 +126,45 @@ class Submissions:
             self.channel.forget(waiter)
             log.error("submit_failed", error=str(error))
             raise Unavailable("the request queue cannot be reached; please try again shortly") from error
-        log.info("submitted", numbers=len(numbers), operations=len(operations), bytes=size)
+        log.info(
+            "submitted",
+            numbers=len(numbers),
+            operations=len(operations),
+            bytes=size,
+            stored="numbers_ref" in message,
+        )
         return waiter
+
+    def _store(self, key: str, text: str) -> None:
+        try:
+            payloads.put(self.clients.s3, self.clients.names.log_bucket, key, text)
+        except (BotoCoreError, ClientError) as error:
+            log.error("store_failed", key=key, error=str(error))
+            raise Unavailable("the request cannot be stored; please try again shortly") from error
 
     def wait(self, waiter: Waiter, timeout: float) -> Outcome | None:
         if not self.channel.wait(waiter, timeout):
             log.info("reply_pending", waited_seconds=timeout)
             return None
         assert waiter.reply is not None
-        return Outcome.from_record(waiter.reply, numbers=waiter.numbers, replied_at=waiter.received_at)
+        record = self._with_results(waiter.reply)
+        return Outcome.from_record(record, numbers=waiter.numbers, replied_at=waiter.received_at)
+
+    def _with_results(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A reply whose results were stored in S3, with them read back (from the log if the
+        logger has already written it and cleaned the payload up)."""
+        if "results_ref" not in record:
+            return record
+        try:
+            text = payloads.get(self.clients.s3, self.clients.names.log_bucket, record["results_ref"])
+        except (BotoCoreError, ClientError) as error:
+            raise Unavailable("the results cannot be read; please try again shortly") from error
+        if text is not None:
+            return {**record, "results": json.loads(text)}
+        logged = self._read_record(contract.log_key(record["id"]))
+        if logged is None:
+            raise Unavailable("the results are being written; please try again shortly")
+        return {**record, "results": logged["results"]}
 
     # --- finding results ----------------------------------------------------------------------------------
 
@@ -148,11 +178,11 @@ class Submissions:
         completed = self.channel.completed(request_id)
         if completed is not None and not with_numbers:
             reply, replied_at = completed
-            outcome = Outcome.from_record(reply, replied_at=replied_at)
+            outcome = Outcome.from_record(self._with_results(reply), replied_at=replied_at)
             return Lookup(outcome.status, outcome)
         record = self._read_record(contract.log_key(request_id))
         if record is None and completed is not None:
-            record = completed[0]
+            record = self._with_results(completed[0])
         if record is not None:
             outcome = Outcome.from_record(record, replied_at=completed[1] if completed else None)
             return Lookup(outcome.status, outcome)
@@ -183,27 +213,33 @@ class Submissions:
         before_key = contract.log_key(before) if before and contract.is_request_id(before) else None
         try:
             keys = list(islice(self._keys_newest_first(contract.LOG_PREFIX, before_key), limit + 1))
-            records = list(self.pool.map(self._read_record, keys[:limit]))
+            summaries = list(self.pool.map(self._summary, keys[:limit]))
         except (BotoCoreError, ClientError) as error:
             raise Unavailable("the result log cannot be read; please try again shortly") from error
         entries = []
-        for key, record in zip(keys[:limit], records, strict=True):
+        for key, summary in zip(keys[:limit], summaries, strict=True):
             request_id = key.rsplit("/", 1)[-1].removesuffix(".json")
-            entry = {
-                "id": request_id,
-                "submitted_at": contract.format_time(contract.request_time(request_id)),
-            }
-            if record is not None:
-                outcome = Outcome.from_record(record)
-                entry.update(
-                    status=outcome.status,
-                    operations=outcome.operations,
-                    count=outcome.numbers_count,
-                    total_ms=outcome.timings["total_ms"],
-                )
-            entries.append(entry)
+            entries.append(
+                {
+                    "id": request_id,
+                    "submitted_at": contract.format_time(contract.request_time(request_id)),
+                    **summary,
+                }
+            )
         next_cursor = entries[-1]["id"] if len(keys) > limit else None
         return entries, next_cursor
+
+    def _summary(self, key: str) -> dict[str, Any]:
+        """What the logger noted in the object's metadata: no body is read, however large."""
+        metadata = self.clients.s3.head_object(Bucket=self.clients.names.log_bucket, Key=key)["Metadata"]
+        summary: dict[str, Any] = {"status": metadata.get("status", "")}
+        if metadata.get("operations"):
+            summary["operations"] = metadata["operations"].split(",")
+        if metadata.get("count", "").isdigit():
+            summary["count"] = int(metadata["count"])
+        if metadata.get("total-ms"):
+            summary["total_ms"] = float(metadata["total-ms"])
+        return summary
 
     def _keys_newest_first(self, prefix: str, before: str | None) -> Iterator[str]:
         """Log keys below `prefix` that sort before `before`, newest first.

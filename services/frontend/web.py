@@ -46,7 +46,7 @@ def index() -> Any:
 def submit() -> Any:
     settings = current_app.config["SETTINGS"]
     try:
-        numbers = parse_numbers_text(request.form.get("numbers", ""), settings.limits)
+        numbers = parse_numbers_text(_typed_or_uploaded(), settings.limits)
         operations = parse_operations(request.form.getlist("operations"))
         waiter = _submissions().submit(numbers, operations)
     except InputError as error:
@@ -58,6 +58,23 @@ def submit() -> Any:
     # Shown at once, not redirected: another process may serve the redirect before the logger has
     # written the result. app.js puts the permalink in the address bar.
     return render_template("result.html", outcome=outcome, permalink=permalink)
+
+
+def _typed_or_uploaded() -> str:
+    """The integers typed in the box, or those of an uploaded text or CSV file."""
+    typed = request.form.get("numbers", "")
+    upload = request.files.get("numbers_file")
+    if upload is None or not upload.filename:
+        return typed
+    if typed.strip():
+        raise InputError("two_inputs", "type the integers or upload a file, not both", "numbers")
+    try:
+        # utf-8-sig: spreadsheets often start their CSV files with a byte-order mark.
+        return upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(
+            "invalid_file", f"{upload.filename!r} is not a text file (UTF-8 expected)", "numbers"
+        ) from None
 
 
 @blueprint.get("/requests/<request_id>")
@@ -91,8 +108,9 @@ def status() -> Any:
 
 
 @blueprint.app_context_processor
-def operation_labels() -> dict[str, Any]:
-    return {"labels": OPERATIONS}
+def page_constants() -> dict[str, Any]:
+    # A page shows at most this many values of a list; the JSON API has them all.
+    return {"labels": OPERATIONS, "page_items": 1000}
 
 
 @blueprint.app_template_filter("show")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from logger.settings import LoggerSettings
-from qcompute import aws, contract, logs
+from qcompute import aws, contract, logs, payloads
 from qcompute.consumer import Consumer, Message, Outcome, Poison, Retry, install_stop_signals
 from qcompute.settings import ConfigError
 from qcompute.validation import read_integer
@@ -23,10 +24,13 @@ class RecordWriter:
 
     The key comes from the request id alone and the write is conditional (If-None-Match: *), so a
     redelivered record finds its object already there and leaves it as the first write made it.
+    Numbers and results that travelled through S3 (claim checks) are written into the record, so a
+    log object always holds the whole request; their payload objects are deleted afterwards.
     """
 
     def __init__(self, clients: aws.Clients):
         self.clients = clients
+        self.bucket = clients.names.log_bucket
         self.pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="s3-write")
 
     def __call__(self, messages: Sequence[Message]) -> dict[str, Outcome]:
@@ -36,28 +40,81 @@ class RecordWriter:
     def _write(self, message: Message) -> Outcome:
         with structlog.contextvars.bound_contextvars(message_id=message.message_id, queue="logs"):
             try:
-                # The record is stored as it came; long integers in it need never become ints.
+                # Long integers stay text: the record is written back without converting them.
                 record = contract.decode_result(message.body, parse_int=read_integer)
             except contract.MalformedMessage as error:
                 return Poison(str(error))
+            structlog.contextvars.bind_contextvars(request_id=record["id"])
             key = contract.log_key(record["id"])
             try:
-                self.clients.s3.put_object(
-                    Bucket=self.clients.names.log_bucket,
-                    Key=key,
-                    Body=message.body.encode(),
-                    ContentType="application/json",
-                    IfNoneMatch="*",
-                )
-            except ClientError as error:
-                if aws.error_code(error) == "PreconditionFailed":
-                    log.info("already_logged", request_id=record["id"], key=key)
+                return self._store(record, message.body, key)
+            except (BotoCoreError, ClientError) as error:
+                return Retry(f"S3 write failed: {error}")
+
+    def _store(self, record: dict[str, Any], body: str, key: str) -> Outcome:
+        stored = _payload_keys(record)
+        if stored:
+            whole = self._with_payloads(record, stored)
+            if whole is None:
+                if payloads.exists(self.clients.s3, self.bucket, key):
+                    log.info("already_logged", key=key)  # and its payloads cleaned up
                     return None
-                return Retry(f"S3 write failed: {error}")
-            except BotoCoreError as error:
-                return Retry(f"S3 write failed: {error}")
-            log.info("logged", request_id=record["id"], key=key, status=record["status"])
+                return Retry("a stored payload of this record is missing")
+            body = whole
+        try:
+            self.clients.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body.encode(),
+                ContentType="application/json",
+                Metadata=_summary(record),
+                IfNoneMatch="*",
+            )
+            log.info("logged", key=key, status=record["status"], bytes=len(body))
+        except ClientError as error:
+            if aws.error_code(error) != "PreconditionFailed":
+                raise
+            log.info("already_logged", key=key)
+        if stored:
+            try:
+                payloads.delete(self.clients.s3, self.bucket, list(stored.values()))
+            except (BotoCoreError, ClientError) as error:
+                # Harmless: the bucket's lifecycle rule removes payloads left behind.
+                log.warning("payload_cleanup_failed", error=str(error))
+        return None
+
+    def _with_payloads(self, record: dict[str, Any], stored: dict[str, str]) -> str | None:
+        """The record with its stored numbers and results written in, or None if one is missing."""
+        texts = {part: payloads.get(self.clients.s3, self.bucket, key) for part, key in stored.items()}
+        if None in texts.values():
             return None
+        whole = {k: v for k, v in record.items() if k != "results_ref"}
+        if "results" in texts:
+            whole["results"] = contract.RawJSON(texts["results"])
+        if "numbers" in texts:
+            request = {k: v for k, v in record["request"].items() if k != "numbers_ref"}
+            whole["request"] = {**request, "numbers": contract.RawJSON(texts["numbers"])}
+        return contract.encode_raw(whole)
+
+
+def _payload_keys(record: dict[str, Any]) -> dict[str, str]:
+    keys = {}
+    if "results_ref" in record:
+        keys["results"] = record["results_ref"]
+    if "numbers_ref" in record.get("request", {}):
+        keys["numbers"] = record["request"]["numbers_ref"]
+    return keys
+
+
+def _summary(record: dict[str, Any]) -> dict[str, str]:
+    """What the history page shows, as object metadata: it reads no object body to list requests."""
+    request, timings = record.get("request", {}), record["timings"]
+    return {
+        "status": record["status"],
+        "operations": ",".join(str(name) for name in request.get("operations", []))[:1000],
+        "count": str(request.get("count", "")),
+        "total-ms": str(contract.millis_between(timings["submitted_at"], timings["computed_at"])),
+    }
 
 
 def main() -> None:

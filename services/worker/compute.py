@@ -1,8 +1,12 @@
-"""Turn one decoded request into its result record: validate again, compute, fit the message size."""
+"""Turn one request into its result record: validate again, compute (on several cores when the
+request is large), and refuse results too large for anyone to receive."""
 
 from __future__ import annotations
 
 import math
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from typing import Any
 
 from qcompute import contract
@@ -10,20 +14,97 @@ from qcompute.operations import OPERATIONS
 from qcompute.settings import Limits
 from qcompute.validation import InputError, parse_numbers, parse_operations
 
-# Room kept for everything in a record besides the results (ids, timings, field names).
-ENVELOPE_BYTES = 2_048
+Results = tuple[dict[str, Any], dict[str, dict[str, str]]]
 
 
-def answer(request: dict[str, Any], limits: Limits, *, worker: str, attempt: int) -> dict[str, Any]:
-    """The result record for a request whose envelope is valid; bad content gives an error record."""
+def compute(numbers: list[int], operations: list[str], max_result_digits: int) -> Results:
+    """Each operation's result, or its error (a result too large is refused before it is computed)."""
+    results, errors = {}, {}
+    for name in operations:
+        operation = OPERATIONS[name]
+        if operation.result_bits is not None:
+            digits = math.ceil(operation.result_bits(numbers) * math.log10(2))
+            if digits > max_result_digits:
+                errors[name] = {
+                    "code": "result_too_large",
+                    "message": f"the {name} could have up to {digits:,} digits; at most "
+                    f"{max_result_digits:,} are computed",
+                    "field": name,
+                }
+                continue
+        try:
+            results[name] = operation.compute(numbers)
+        except (ArithmeticError, ValueError) as error:
+            errors[name] = {"code": "compute_failed", "message": f"{name} failed: {error}", "field": name}
+    return results, errors
+
+
+def _ignore_stop_signals() -> None:
+    # Stop signals are the main process's to handle: it finishes the batch, then shuts the pool down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class Calculator:
+    """Computes small requests in this process and large ones on several cores.
+
+    The GIL lets one process use one core only, so a large request's operations are split among
+    worker processes (each gets a copy of the numbers). Small requests stay here: for them, sending
+    the numbers to another process costs more than it saves.
+    """
+
+    def __init__(self, limits: Limits, processes: int, parallel_from: int):
+        self.limits = limits
+        self.parallel_from = parallel_from
+        self.processes = processes
+        self.pool: ProcessPoolExecutor | None = None
+        if processes > 1:
+            # forkserver: the pool's processes are forked from a clean single-threaded server, never
+            # from this process, whose threads (heartbeat, AWS clients) make fork unsafe.
+            self.pool = ProcessPoolExecutor(
+                processes, mp_context=get_context("forkserver"), initializer=_ignore_stop_signals
+            )
+
+    def in_parallel(self, count: int, operations: list[str]) -> bool:
+        return self.pool is not None and count >= self.parallel_from and len(operations) > 1
+
+    def __call__(self, numbers: list[int], operations: list[str]) -> Results:
+        digits = self.limits.max_result_digits
+        if not self.in_parallel(len(numbers), operations):
+            return compute(numbers, operations, digits)
+        groups = [operations[i :: self.processes] for i in range(self.processes)]
+        futures = [self.pool.submit(compute, numbers, group, digits) for group in groups if group]
+        results, errors = {}, {}
+        for future in futures:
+            partial_results, partial_errors = future.result()
+            results.update(partial_results)
+            errors.update(partial_errors)
+        # Keep the order the operations were asked in.
+        return {n: results[n] for n in operations if n in results}, {
+            n: errors[n] for n in operations if n in errors
+        }
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+def answer(
+    request: dict[str, Any], numbers_given: Any, calculator: Calculator, *, worker: str, attempt: int
+) -> dict[str, Any]:
+    """The result record for a request whose envelope is valid; bad content gives an error record.
+
+    `numbers_given` is what the request holds (inline, or read from its stored payload).
+    """
     received_at = contract.utc_now()
+    stored = "numbers_ref" in request
     try:
-        numbers = parse_numbers(request.get("numbers"), limits)
+        numbers = parse_numbers(numbers_given, calculator.limits)
         operations = parse_operations(request.get("operations"))
     except InputError as error:
-        record = contract.result_record(
+        return contract.result_record(
             request,
-            numbers=_as_given(request.get("numbers")),
+            numbers=None if stored else _as_given(numbers_given),
             operations=_as_given(request.get("operations")),
             error=error.as_dict(),
             received_at=received_at,
@@ -31,16 +112,10 @@ def answer(request: dict[str, Any], limits: Limits, *, worker: str, attempt: int
             worker=worker,
             attempt=attempt,
         )
-        return fit(record, limits.max_message_bytes)
-    results, errors = {}, {}
-    for name in operations:
-        try:
-            results[name] = OPERATIONS[name].compute(numbers)
-        except (ArithmeticError, ValueError) as error:
-            errors[name] = {"code": "compute_failed", "message": f"{name} failed: {error}", "field": name}
-    record = contract.result_record(
+    results, errors = calculator(numbers, operations)
+    return contract.result_record(
         request,
-        numbers=numbers,
+        numbers=None if stored else numbers,
         operations=operations,
         results=results,
         errors=errors,
@@ -49,7 +124,6 @@ def answer(request: dict[str, Any], limits: Limits, *, worker: str, attempt: int
         worker=worker,
         attempt=attempt,
     )
-    return fit(record, limits.max_message_bytes)
 
 
 def _as_given(values: Any) -> list[Any]:
@@ -57,53 +131,3 @@ def _as_given(values: Any) -> list[Any]:
     if not isinstance(values, list):
         return []
     return [value if isinstance(value, str | int | float | bool) else repr(value) for value in values]
-
-
-def _estimated_bytes(value: Any) -> int:
-    """A cheap upper bound of a value's JSON size, without converting huge integers to text."""
-    if isinstance(value, int):
-        return math.ceil(value.bit_length() * math.log10(2)) + 2
-    if isinstance(value, list):
-        return sum(_estimated_bytes(item) + 1 for item in value) + 2
-    return 32
-
-
-def fit(record: dict[str, Any], max_bytes: int) -> dict[str, Any]:
-    """Make the record fit one message: results come first.
-
-    The echoed numbers go first (the record keeps their count), then the largest results, each
-    becoming a `result_too_large` error so the caller learns why it is missing. Sizes are estimated
-    before anything is encoded, so a result of millions of digits is never converted to text.
-    """
-    results, errors = record["results"], record["errors"]
-    sizes = {name: _estimated_bytes(value) for name, value in results.items()}
-
-    def omit_numbers() -> None:
-        request = record["request"]
-        record["request"] = {**request, "numbers": [], "numbers_omitted": len(request["numbers"])}
-
-    def drop_largest() -> None:
-        largest = max(sizes, key=sizes.__getitem__)
-        del results[largest]
-        errors[largest] = {
-            "code": "result_too_large",
-            "message": f"the {largest} result (about {sizes.pop(largest):,} bytes) is too large to "
-            f"send; a message holds at most {max_bytes:,} bytes",
-            "field": largest,
-        }
-
-    def estimate() -> int:
-        return sum(sizes.values()) + _estimated_bytes(record["request"]["numbers"]) + ENVELOPE_BYTES
-
-    if estimate() > max_bytes:
-        omit_numbers()
-    while sizes and estimate() > max_bytes:
-        drop_largest()
-    while len(contract.encode(record).encode()) > max_bytes:
-        if record["request"]["numbers"]:
-            omit_numbers()
-        elif sizes:
-            drop_largest()
-        else:
-            break
-    return record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -10,10 +11,11 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from qcompute import aws, contract, logs
+from qcompute import aws, contract, logs, payloads
 from qcompute.consumer import Consumer, Message, Outcome, Poison, Retry, install_stop_signals
 from qcompute.settings import ConfigError
-from worker.compute import answer
+from qcompute.validation import read_integer
+from worker.compute import Calculator, answer
 from worker.settings import WorkerSettings
 
 log = logs.get_logger("worker")
@@ -27,40 +29,90 @@ class RequestHandler:
     lands on the same S3 key and the frontend shows one reply per request.
     """
 
-    def __init__(self, clients: aws.Clients, settings: WorkerSettings):
+    def __init__(self, clients: aws.Clients, settings: WorkerSettings, calculator: Calculator):
         self.clients = clients
         self.settings = settings
+        self.calculator = calculator
 
     def __call__(self, messages: Sequence[Message]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
         records: dict[str, dict[str, Any]] = {}
         replies: dict[str, str | None] = {}
         for message in messages:
-            with structlog.contextvars.bound_contextvars(message_id=message.message_id, queue="requests"):
+            # request_id is bound once the message is read; listing it here unbinds it afterwards.
+            with structlog.contextvars.bound_contextvars(
+                message_id=message.message_id, queue="requests", request_id=None
+            ):
                 try:
-                    request = contract.decode_request(message.body)
+                    handled = self._answer(message)
                 except contract.MalformedMessage as error:
                     outcomes[message.message_id] = Poison(str(error))
                     continue
-                record = answer(
-                    request,
-                    self.settings.limits,
-                    worker=self.settings.worker_name,
-                    attempt=message.receive_count,
-                )
-                records[message.message_id] = record
-                replies[message.message_id] = request.get("reply_to")
-                log.info(
-                    "computed",
-                    request_id=record["id"],
-                    status=record["status"],
-                    operations=len(record["request"]["operations"]),
-                    compute_ms=record["timings"]["compute_ms"],
-                    attempt=message.receive_count,
-                )
+                except (BotoCoreError, ClientError) as error:
+                    outcomes[message.message_id] = Retry(f"payload storage failed: {error}")
+                    continue
+                if handled is None:
+                    continue  # done long ago: its record is logged and its payloads cleaned up
+                records[message.message_id], replies[message.message_id] = handled
         outcomes.update(self._send_replies(records, replies))
         outcomes.update(self._publish({k: v for k, v in records.items() if k not in outcomes}))
         return outcomes
+
+    def _answer(self, message: Message) -> tuple[dict[str, Any], str | None] | None:
+        """The request's record (fitted to a message) and where to reply, or None if long done."""
+        request = contract.decode_request(message.body)
+        structlog.contextvars.bind_contextvars(request_id=request["id"])
+        numbers = request.get("numbers")
+        if "numbers_ref" in request:
+            numbers = self._stored_numbers(request)
+            if numbers is None:
+                return None
+        record = answer(
+            request, numbers, self.calculator, worker=self.settings.worker_name, attempt=message.receive_count
+        )
+        log.info(
+            "computed",
+            status=record["status"],
+            count=record["request"]["count"],
+            operations=len(record["request"]["operations"]),
+            compute_ms=record["timings"]["compute_ms"],
+            parallel=self.calculator.in_parallel(record["request"]["count"] or 0, record["request"]["operations"]),
+            attempt=message.receive_count,
+        )
+        return self._fit(record), request.get("reply_to")
+
+    def _stored_numbers(self, request: dict[str, Any]) -> Any:
+        s3, bucket = self.clients.s3, self.clients.names.log_bucket
+        text = payloads.get(s3, bucket, request["numbers_ref"])
+        if text is not None:
+            try:
+                return json.loads(text, parse_int=read_integer)
+            except (ValueError, RecursionError) as error:
+                raise contract.MalformedMessage(f"stored numbers are not JSON: {error}") from None
+        if payloads.exists(s3, bucket, contract.log_key(request["id"])):
+            log.info("already_logged_redelivery")
+            return None
+        raise contract.MalformedMessage("its stored numbers are gone and it was never logged")
+
+    def _fit(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Store what does not fit in a message (results first, then the echoed numbers) in S3."""
+        limit = self.settings.limits.max_message_bytes
+        s3, bucket = self.clients.s3, self.clients.names.log_bucket
+        if len(contract.encode(record).encode()) <= limit:
+            return record
+        payloads.put(
+            s3, bucket, contract.payload_key(record["id"], "result"), contract.encode(record["results"])
+        )
+        record = contract.with_results_stored(record)
+        numbers = record["request"].get("numbers")
+        if numbers is not None and len(contract.encode(record).encode()) > limit:
+            payloads.put(s3, bucket, contract.payload_key(record["id"], "request"), contract.encode(numbers))
+            light = {k: v for k, v in record["request"].items() if k != "numbers"}
+            record = {
+                **record,
+                "request": {**light, "numbers_ref": contract.payload_key(record["id"], "request")},
+            }
+        return record
 
     def _send_replies(
         self, records: dict[str, dict[str, Any]], reply_to: dict[str, str | None]
@@ -129,14 +181,18 @@ def main() -> None:
     except (BotoCoreError, ClientError) as error:
         log.error("startup_failed", error=str(error), hint=aws.STARTUP_HINT)
         sys.exit(1)
+    calculator = Calculator(settings.limits, settings.processes, settings.parallel_from)
     consumer = Consumer(
         clients.sqs,
         queue_url,
         dead_letter_url,
-        RequestHandler(clients, settings),
+        RequestHandler(clients, settings, calculator),
         wait_seconds=settings.long_poll_seconds,
         health_file=settings.health_file,
     )
     install_stop_signals(consumer.stop)
-    log.info("worker_started", stack=names.stack, worker=settings.worker_name)
-    consumer.run()
+    log.info("worker_started", stack=names.stack, worker=settings.worker_name, processes=settings.processes)
+    try:
+        consumer.run()
+    finally:
+        calculator.close()

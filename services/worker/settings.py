@@ -16,6 +16,10 @@ class WorkerSettings:
     limits: Limits
     long_poll_seconds: int
     worker_name: str
+    # Processes computing large requests (the GIL keeps one process on one core) and the size from
+    # which a request is split among them.
+    processes: int
+    parallel_from: int
     health_file: Path
     log_level: str
     log_format: str
@@ -28,6 +32,8 @@ class WorkerSettings:
             limits=Limits.from_env(env),
             long_poll_seconds=env.integer("LONG_POLL_SECONDS", 10, minimum=0, maximum=20),
             worker_name=env.text("WORKER_NAME", f"{socket.gethostname()}/{os.getpid()}"),
+            processes=env.integer("WORKER_PROCESSES", os.cpu_count() or 1, minimum=1),
+            parallel_from=env.integer("PARALLEL_FROM_NUMBERS", 100_000, minimum=1),
             # The container's /tmp is a tmpfs; the healthcheck reads this file's age.
             health_file=Path(env.text("HEALTH_FILE", "/tmp/worker.alive")),  # noqa: S108
             log_level=env.text("LOG_LEVEL", "INFO").upper(),

@@ -47,7 +47,11 @@ def test_api_round_trip_and_the_log_object_in_s3(composed) -> None:
     record = eventually(
         lambda: _log_object(composed, document["id"]), what="the log object in LocalStack's S3"
     )
-    assert record["request"] == {"numbers": [10, 20, 30, 40], "operations": ["sum", "mean", "variance"]}
+    assert record["request"] == {
+        "numbers": [10, 20, 30, 40],
+        "operations": ["sum", "mean", "variance"],
+        "count": 4,
+    }
     assert record["results"] == document["results"]
 
 

@@ -127,9 +127,10 @@ def queue_depth(stack: Stack, url: str) -> int:
     return sum(int(value) for value in attributes.values())
 
 
-def log_keys(stack: Stack) -> list[str]:
+def log_keys(stack: Stack, prefix: str = contract.LOG_PREFIX) -> list[str]:
+    """The keys of the stack's bucket under `prefix` (the log records, by default)."""
     s3 = stack.clients.s3
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.clients.names.log_bucket)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.clients.names.log_bucket, Prefix=prefix)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 

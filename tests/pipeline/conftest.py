@@ -31,11 +31,14 @@ def pipeline(
     with new_stack(backend) as stack:
         services = Services(stack, tmp_path_factory.mktemp("pipeline"))
         try:
-            services.worker()
+            # Limits below the defaults, set as an operator would, keep the catalog's cases small.
+            limits = {"MAX_NUMBERS": 10_000, "MAX_BODY_BYTES": 1_048_576}
+            services.worker(**limits)
             services.logger()
             # A generous wait: the suite runs on a loaded 2-core machine against a slow emulator.
             frontends = [
-                services.frontend(name, REPLY_WAIT_SECONDS=30) for name in ("frontend-a", "frontend-b")
+                services.frontend(name, REPLY_WAIT_SECONDS=30, **limits)
+                for name in ("frontend-a", "frontend-b")
             ]
             yield Pipeline(stack, services, frontends)
         finally:

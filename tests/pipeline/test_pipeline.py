@@ -57,7 +57,7 @@ def test_every_operation_round_trip(pipeline) -> None:
     assert again["results"] == document["results"]
 
     record = logged_record(pipeline, document["id"])
-    assert record["request"] == {"numbers": numbers, "operations": list(OPERATIONS)}
+    assert record["request"] == {"numbers": numbers, "operations": list(OPERATIONS), "count": len(numbers)}
     assert record["results"] == document["results"]
     assert record["worker"] == "worker"
     assert set(record["timings"]) >= {"submitted_at", "received_at", "computed_at", "queued_ms", "compute_ms"}

@@ -106,3 +106,46 @@ def test_result_record_and_reply() -> None:
     assert contract.decode_result(contract.encode(reply))["results"] == {"sum": 3}
     with pytest.raises(contract.MalformedMessage, match="invalid status"):
         contract.decode_result(contract.encode({**record, "status": "maybe"}))
+
+
+def test_a_stored_request_carries_only_its_own_payload_key() -> None:
+    message = json.loads(_request())
+    stored = contract.with_numbers_stored(message)
+    assert "numbers" not in stored
+    assert stored["count"] == 2
+    assert stored["numbers_ref"] == contract.payload_key(message["id"], "request")
+    assert stored["numbers_ref"].startswith("payloads/")
+    assert stored["numbers_ref"].endswith("/request.json")
+    assert contract.decode_request(json.dumps(stored))["numbers_ref"] == stored["numbers_ref"]
+    # A forged message pointing at another object (someone's log, say) is poison.
+    other = contract.log_key(contract.new_request_id(SECRET))
+    with pytest.raises(contract.MalformedMessage, match="is not this request's payload"):
+        contract.decode_request(json.dumps({**stored, "numbers_ref": other}))
+
+
+def test_records_with_stored_results_are_checked_the_same_way() -> None:
+    request = contract.decode_request(_request())
+    record = contract.result_record(
+        request,
+        numbers=[1, 2],
+        operations=["sum"],
+        results={"sum": 3},
+        received_at=contract.utc_now(),
+        computed_at=contract.utc_now(),
+        worker="w",
+        attempt=1,
+    )
+    stored = contract.with_results_stored(record)
+    assert "results" not in stored
+    assert contract.decode_result(json.dumps(stored))["results_ref"].endswith("/result.json")
+    with pytest.raises(contract.MalformedMessage, match="not this request's result payload"):
+        contract.decode_result(json.dumps({**stored, "results_ref": "logs/x.json"}))
+
+
+def test_raw_json_is_spliced_verbatim() -> None:
+    from qcompute.validation import read_integer
+
+    long_number = "7" * 60
+    document = json.loads('{"a": ' + long_number + ', "b": [1.5, "x"]}', parse_int=read_integer)
+    document["c"] = contract.RawJSON("[1,2,3]")
+    assert contract.encode_raw(document) == '{"a":' + long_number + ',"b":[1.5,"x"],"c":[1,2,3]}'

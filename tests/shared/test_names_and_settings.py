@@ -51,4 +51,4 @@ def test_malformed_numbers_name_the_variable() -> None:
         Limits.from_env(Env({"MAX_NUMBERS": "many"}))
     with pytest.raises(ConfigError, match="MAX_MESSAGE_BYTES must be between 1024 and 262144"):
         Limits.from_env(Env({"MAX_MESSAGE_BYTES": "10"}))
-    assert Limits.from_env(Env({})) == Limits(max_numbers=10_000, max_abs_number=10**18)
+    assert Limits.from_env(Env({})) == Limits(max_numbers=1_000_000, max_abs_number=10**18)

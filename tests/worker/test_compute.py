@@ -1,17 +1,20 @@
-"""The worker's computation of one request: validation again, results, and the message size."""
+"""The worker's computation of one request: validation again, results, refusals, several cores."""
 
 from __future__ import annotations
 
-import json
+import random
+
+import pytest
 
 from qcompute import contract
+from qcompute.operations import OPERATIONS
 from qcompute.settings import Limits
-from worker.compute import answer
+from worker.compute import Calculator, answer, compute
 
 SECRET = b"secret-for-tests"
 
 
-def _request(numbers: object, operations: object) -> dict:
+def _request(numbers: object, operations: object) -> tuple[dict, object]:
     body = contract.encode(
         contract.request_message(
             contract.new_request_id(SECRET),
@@ -22,55 +25,65 @@ def _request(numbers: object, operations: object) -> dict:
             submitted_at=contract.utc_now(),
         )
     )
-    return contract.decode_request(body)
+    request = contract.decode_request(body)
+    return request, request["numbers"]
 
 
-def test_a_valid_request_gets_every_result() -> None:
-    record = answer(_request([4, 1, 3, "2"], ["sum", "median", "sorted"]), Limits(), worker="w", attempt=1)
+@pytest.fixture
+def serial() -> Calculator:
+    return Calculator(Limits(), processes=1, parallel_from=1)
+
+
+def test_a_valid_request_gets_every_result(serial) -> None:
+    request, numbers = _request([4, 1, 3, "2"], ["sum", "median", "sorted"])
+    record = answer(request, numbers, serial, worker="w", attempt=1)
     assert record["status"] == "done"
     assert record["results"] == {"sum": 10, "median": 2.5, "sorted": [1, 2, 3, 4]}
-    assert record["request"]["numbers"] == [4, 1, 3, 2]
+    assert record["request"] == {
+        "operations": ["sum", "median", "sorted"],
+        "count": 4,
+        "numbers": [4, 1, 3, 2],
+    }
     assert record["worker"] == "w"
 
 
 def test_the_worker_validates_again_and_answers_with_an_error() -> None:
-    record = answer(_request([1, 2, 3], ["sum"]), Limits(max_numbers=2), worker="w", attempt=1)
+    calculator = Calculator(Limits(max_numbers=2), processes=1, parallel_from=1)
+    request, numbers = _request([1, 2, 3], ["sum"])
+    record = answer(request, numbers, calculator, worker="w", attempt=1)
     assert record["status"] == "error"
     assert record["error"] == {
         "code": "too_many_numbers",
         "message": "3 numbers given; at most 2 are allowed",
         "field": "numbers",
     }
-    record = answer(_request([1], ["sum", "nope"]), Limits(), worker="w", attempt=1)
-    assert record["error"]["code"] == "unknown_operation"
+    request, numbers = _request([1], ["sum", "nope"])
+    assert answer(request, numbers, calculator, worker="w", attempt=1)["error"]["code"] == "unknown_operation"
 
 
-def test_results_too_large_to_send_become_errors_and_the_rest_still_arrive() -> None:
-    contract.allow_big_integers()
-    limits = Limits(max_message_bytes=4_096)
-    numbers = [10**18 - 1] * 300  # the product has about 5,400 digits
-    record = answer(_request(numbers, ["sum", "product", "count"]), limits, worker="w", attempt=1)
-    assert record["status"] == "done"
-    assert record["results"] == {"sum": 300 * (10**18 - 1), "count": 300}
-    assert record["errors"]["product"]["code"] == "result_too_large"
-    assert "too large to send" in record["errors"]["product"]["message"]
-    assert len(contract.encode(record).encode()) <= limits.max_message_bytes
+def test_results_too_large_are_refused_before_computing_and_the_rest_still_arrive() -> None:
+    numbers = [10**18 - 1] * 100_000  # a product of 1.8 million digits: minutes to compute and print
+    results, errors = compute(numbers, ["sum", "product", "lcm", "count"], max_result_digits=200_000)
+    # lcm only grows with distinct values: one value repeated has an lcm of its own size.
+    assert results == {"sum": 100_000 * (10**18 - 1), "lcm": 10**18 - 1, "count": 100_000}
+    assert list(errors) == ["product"]
+    assert errors["product"]["code"] == "result_too_large"
+    assert (
+        errors["product"]["message"]
+        == "the product could have up to 1,806,180 digits; at most 200,000 are computed"
+    )
+    distinct = list(range(10**17, 10**17 + 20_000))
+    assert compute(distinct, ["lcm"], max_result_digits=200_000)[1]["lcm"]["code"] == "result_too_large"
 
 
-def test_results_come_before_the_echo_of_the_numbers() -> None:
-    contract.allow_big_integers()
-    limits = Limits(max_message_bytes=8_192)
-    numbers = [10**18 - 1] * 300
-    record = answer(_request(numbers, ["product"]), limits, worker="w", attempt=1)
-    assert record["results"]["product"] == (10**18 - 1) ** 300
-    assert record["request"]["numbers_omitted"] == 300
-
-
-def test_numbers_that_leave_no_room_are_omitted_but_counted() -> None:
-    limits = Limits(max_message_bytes=4_096)
-    numbers = list(range(10**17, 10**17 + 300))  # about 5,400 bytes of input
-    record = answer(_request(numbers, ["count", "sum"]), limits, worker="w", attempt=1)
-    assert record["results"] == {"count": 300, "sum": sum(numbers)}
-    assert record["request"]["numbers"] == []
-    assert record["request"]["numbers_omitted"] == 300
-    assert len(json.dumps(record)) <= limits.max_message_bytes
+def test_large_requests_are_split_among_processes_with_the_same_results() -> None:
+    rng = random.Random(5)
+    numbers = [rng.randint(-(10**12), 10**12) for _ in range(3_000)]
+    operations = [name for name in OPERATIONS if name not in ("product", "lcm")]
+    parallel = Calculator(Limits(), processes=2, parallel_from=1_000)
+    try:
+        assert parallel(numbers, operations) == compute(numbers, operations, Limits().max_result_digits)
+        results, _ = parallel(numbers, operations)
+        assert list(results) == operations, "in the order asked"
+    finally:
+        parallel.close()

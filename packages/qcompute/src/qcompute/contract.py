@@ -27,11 +27,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from qcompute.validation import read_integer
+from qcompute.validation import IntegerLiteral, read_integer
 
 VERSION = 1
 REQUEST_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 LOG_PREFIX = "logs/"
+# Claim checks: what does not fit in a message waits here until the logger has written the record.
+PAYLOAD_PREFIX = "payloads/"
 
 
 class MalformedMessage(ValueError):
@@ -89,6 +91,11 @@ def request_time(request_id: str) -> datetime:
 def log_key(request_id: str) -> str:
     """Where the logger stores a request's record: the day comes from the id, never from a clock."""
     return f"{LOG_PREFIX}{request_time(request_id):%Y/%m/%d}/{request_id}.json"
+
+
+def payload_key(request_id: str, kind: str) -> str:
+    """Where numbers ("request") or results ("result") too large for a message are stored."""
+    return f"{PAYLOAD_PREFIX}{request_time(request_id):%Y/%m/%d}/{request_id}/{kind}.json"
 
 
 def utc_now() -> str:
@@ -155,9 +162,16 @@ def request_message(
         "correlation_id": correlation_id,
         "reply_to": reply_to,
         "submitted_at": submitted_at,
-        "numbers": numbers,
         "operations": operations,
+        "count": len(numbers),
+        "numbers": numbers,
     }
+
+
+def with_numbers_stored(message: dict[str, Any]) -> dict[str, Any]:
+    """The message with its numbers replaced by the key they were stored under (a claim check)."""
+    light = {key: value for key, value in message.items() if key != "numbers"}
+    return {**light, "numbers_ref": payload_key(message["id"], "request")}
 
 
 def decode_request(body: str) -> dict[str, Any]:
@@ -173,6 +187,10 @@ def decode_request(body: str) -> dict[str, Any]:
         parse_time(document["submitted_at"])
     except ValueError:
         raise MalformedMessage(f"invalid submitted_at {document['submitted_at']!r}") from None
+    reference = document.get("numbers_ref")
+    # A request may only point at its own payload, never at another object of the bucket.
+    if reference is not None and reference != payload_key(document["id"], "request"):
+        raise MalformedMessage(f"numbers_ref {reference!r} is not this request's payload")
     return document
 
 
@@ -182,7 +200,7 @@ def decode_request(body: str) -> dict[str, Any]:
 def result_record(
     request: dict[str, Any],
     *,
-    numbers: list[int] | list[Any],
+    numbers: list[Any] | None,
     operations: list[str],
     results: dict[str, Any] | None = None,
     errors: dict[str, dict[str, str]] | None = None,
@@ -192,13 +210,19 @@ def result_record(
     worker: str,
     attempt: int,
 ) -> dict[str, Any]:
+    """The result of a request: `numbers` None leaves them in the request's stored payload."""
     submitted_at = request["submitted_at"]
+    if numbers is None:
+        echoed = {"numbers_ref": request["numbers_ref"]}
+        count = request.get("count")
+    else:
+        echoed, count = {"numbers": numbers}, len(numbers)
     return {
         "v": VERSION,
         "id": request["id"],
         "correlation_id": request["correlation_id"],
         "status": "error" if error else "done",
-        "request": {"numbers": numbers, "operations": operations},
+        "request": {"operations": operations, "count": count, **echoed},
         "results": results or {},
         "errors": errors or {},
         "error": error,
@@ -214,13 +238,21 @@ def result_record(
     }
 
 
+def with_results_stored(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its results replaced by the key they were stored under."""
+    light = {key: value for key, value in record.items() if key != "results"}
+    return {**light, "results_ref": payload_key(record["id"], "result")}
+
+
 def reply_from_record(record: dict[str, Any]) -> dict[str, Any]:
     """The record without the numbers: the waiting frontend process holds them already."""
-    request = record["request"]
-    return {**record, "request": {"count": len(request["numbers"]), "operations": request["operations"]}}
+    request = {
+        key: value for key, value in record["request"].items() if key not in ("numbers", "numbers_ref")
+    }
+    return {**record, "request": request}
 
 
-def decode_result(body: str, **options: Any) -> dict[str, Any]:
+def decode_result(body: str | bytes, **options: Any) -> dict[str, Any]:
     """A result record or reply, checked enough to file it under its id."""
     document = _decode_object(body, **options)
     _require_text(document, "correlation_id")
@@ -229,4 +261,35 @@ def decode_result(body: str, **options: Any) -> dict[str, Any]:
     timings = document.get("timings")
     if not isinstance(timings, dict) or not isinstance(timings.get("submitted_at"), str):
         raise MalformedMessage("missing timings")
+    # Stored payloads are only ever this request's own: never another object of the bucket.
+    request = document.get("request") if isinstance(document.get("request"), dict) else {}
+    for reference, kind in ((document.get("results_ref"), "result"), (request.get("numbers_ref"), "request")):
+        if reference is not None and reference != payload_key(document["id"], kind):
+            raise MalformedMessage(f"{reference!r} is not this request's {kind} payload")
     return document
+
+
+# --- writing JSON whose parts are already JSON text ----------------------------------------------------
+
+
+class RawJSON(str):
+    """JSON text to be written as it is: a stored payload spliced into a log record."""
+
+
+def encode_raw(value: Any) -> str:
+    """Like `encode`, but RawJSON and IntegerLiteral values are written verbatim, not quoted.
+
+    The logger rebuilds records this way without ever converting a long integer or re-reading a
+    payload of a million numbers.
+    """
+    if isinstance(value, RawJSON | IntegerLiteral):
+        return str(value)
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{encode_raw(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(encode_raw(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)

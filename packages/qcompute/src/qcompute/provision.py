@@ -181,6 +181,18 @@ _PUBLIC_ACCESS_BLOCK = {
     "RestrictPublicBuckets": True,
 }
 _ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+# Payloads of requests that never finished (see payloads.py) do not stay forever; logs do.
+PAYLOAD_EXPIRY_DAYS = 7
+_LIFECYCLE = {
+    "Rules": [
+        {
+            "ID": "expire-unfinished-payloads",
+            "Filter": {"Prefix": "payloads/"},
+            "Status": "Enabled",
+            "Expiration": {"Days": PAYLOAD_EXPIRY_DAYS},
+        }
+    ]
+}
 
 
 def _bucket_exists(clients: Clients) -> bool:
@@ -208,6 +220,12 @@ def _bucket_settings_drift(clients: Clients) -> list[str]:
             drift.append("encryption")
     except ClientError:
         drift.append("encryption")
+    try:
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        if not any(rule.get("ID") == "expire-unfinished-payloads" for rule in rules):
+            drift.append("payload expiry")
+    except ClientError:
+        drift.append("payload expiry")
     return drift
 
 
@@ -215,6 +233,7 @@ def _apply_bucket_settings(clients: Clients) -> None:
     s3, bucket = clients.s3, clients.names.log_bucket
     s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=_PUBLIC_ACCESS_BLOCK)
     s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=_ENCRYPTION)
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=_LIFECYCLE)
     tags = [{"Key": k, "Value": v} for k, v in clients.names.tags.items()]
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
 
@@ -234,7 +253,7 @@ def _ensure_bucket(clients: Clients, dry_run: bool) -> Change:
             options["CreateBucketConfiguration"] = {"LocationConstraint": names.region}
         clients.s3.create_bucket(Bucket=names.log_bucket, **options)
         _apply_bucket_settings(clients)
-    return Change("bucket", names.log_bucket, "create", "private, encrypted")
+    return Change("bucket", names.log_bucket, "create", "private, encrypted, payloads expire")
 
 
 def provision(clients: Clients, *, dry_run: bool = False) -> list[Change]:

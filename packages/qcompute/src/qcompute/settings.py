@@ -80,9 +80,11 @@ class StackSettings:
 class Limits:
     """What a request may hold; the frontend checks them and the worker checks them again."""
 
-    max_numbers: int = 10_000
+    max_numbers: int = 1_000_000
     max_abs_number: int = 10**18
-    # SQS and SNS reject bodies above 256 KiB.
+    # An integer result longer than this is refused (product and lcm can grow without bound).
+    max_result_digits: int = 200_000
+    # SQS and SNS refuse bodies above 256 KiB: larger numbers or results travel through S3.
     max_message_bytes: int = 262_144
 
     @classmethod
@@ -90,6 +92,7 @@ class Limits:
         return cls(
             max_numbers=env.integer("MAX_NUMBERS", cls.max_numbers, minimum=1),
             max_abs_number=env.integer("MAX_ABS_NUMBER", cls.max_abs_number, minimum=1),
+            max_result_digits=env.integer("MAX_RESULT_DIGITS", cls.max_result_digits, minimum=1),
             max_message_bytes=env.integer(
                 "MAX_MESSAGE_BYTES", cls.max_message_bytes, minimum=1024, maximum=262_144
             ),
