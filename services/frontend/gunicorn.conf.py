@@ -21,6 +21,9 @@ access_log_format = '%(h)s "%(r)s" %(s)s'
 logconfig_dict = logs.dict_config(
     "frontend", os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "auto")
 )
+# gunicorn's runtime control socket is not used; unneeded, it is only one more thing to secure
+# (and on a read-only root it fails to start).
+control_socket_disable = True
 # Containers have no writable /tmp by default when read-only; /dev/shm is always memory.
 worker_tmp_dir = os.environ.get("WORKER_TMP_DIR", "/dev/shm")  # noqa: S108 - gunicorn heartbeat files
 

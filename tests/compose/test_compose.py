@@ -140,6 +140,13 @@ def test_a_browser_computes_sees_history_and_errors(composed, screenshots) -> No
     assert problems == [], "no script errors or CSP violations in the console"
 
 
+def test_no_service_logged_an_error(composed) -> None:
+    for service in SERVICES:
+        lines = composed.compose("logs", "--no-color", service).stdout.splitlines()
+        errors = [line for line in lines if '"level": "error"' in line]
+        assert errors == [], service
+
+
 def test_containers_are_non_root_read_only_and_without_capabilities(composed) -> None:
     for container in composed.containers():
         service = container["Config"]["Labels"]["com.docker.compose.service"]
