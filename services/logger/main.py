@@ -28,10 +28,10 @@ class RecordWriter:
     log object always holds the whole request; their payload objects are deleted afterwards.
     """
 
-    def __init__(self, clients: aws.Clients):
+    def __init__(self, clients: aws.Clients, loops: int):
         self.clients = clients
         self.bucket = clients.names.log_bucket
-        self.pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="s3-write")
+        self.pool = ThreadPoolExecutor(max_workers=10 * loops, thread_name_prefix="s3-write")
 
     def __call__(self, messages: Sequence[Message]) -> dict[str, Outcome]:
         outcomes = self.pool.map(self._write, messages)
@@ -124,7 +124,7 @@ def main() -> None:
         sys.exit(f"logger: configuration error: {error}")
     logs.configure("logger", settings.log_level, settings.log_format)
     try:
-        clients = aws.connect(settings.stack)
+        clients = aws.connect(settings.stack, pool_size=10 * settings.loops)
         queue_url = aws.queue_url(clients.sqs, clients.names.log_queue)
         dead_letter_url = aws.queue_url(clients.sqs, clients.names.log_dlq)
     except (BotoCoreError, ClientError) as error:
@@ -134,9 +134,10 @@ def main() -> None:
         clients.sqs,
         queue_url,
         dead_letter_url,
-        RecordWriter(clients),
+        RecordWriter(clients, settings.loops),
         wait_seconds=settings.long_poll_seconds,
         health_file=settings.health_file,
+        loops=settings.loops,
     )
     install_stop_signals(consumer.stop)
     log.info("logger_started", stack=clients.names.stack, bucket=clients.names.log_bucket)

@@ -12,6 +12,8 @@ from qcompute.settings import Env, StackSettings
 class LoggerSettings:
     stack: StackSettings
     long_poll_seconds: int
+    # Receive loops in this process: batches overlap while each waits on SQS and S3.
+    loops: int
     health_file: Path
     log_level: str
     log_format: str
@@ -22,6 +24,7 @@ class LoggerSettings:
         return cls(
             stack=StackSettings.from_env(env),
             long_poll_seconds=env.integer("LONG_POLL_SECONDS", 10, minimum=0, maximum=20),
+            loops=env.integer("CONSUMER_LOOPS", 2, minimum=1, maximum=32),
             # The container's /tmp is a tmpfs; the healthcheck reads this file's age.
             health_file=Path(env.text("HEALTH_FILE", "/tmp/logger.alive")),  # noqa: S108
             log_level=env.text("LOG_LEVEL", "INFO").upper(),

@@ -6,6 +6,7 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -33,6 +34,7 @@ class RequestHandler:
         self.clients = clients
         self.settings = settings
         self.calculator = calculator
+        self.io = ThreadPoolExecutor(max_workers=2 * settings.loops, thread_name_prefix="send")
 
     def __call__(self, messages: Sequence[Message]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -54,8 +56,13 @@ class RequestHandler:
                 if handled is None:
                     continue  # done long ago: its record is logged and its payloads cleaned up
                 records[message.message_id], replies[message.message_id] = handled
-        outcomes.update(self._send_replies(records, replies))
-        outcomes.update(self._publish({k: v for k, v in records.items() if k not in outcomes}))
+        # Replies and the publish go out together: a batch waits for the slower, not for both.
+        # (A record published whose reply then fails is published again on redelivery: the
+        # logger keeps the first.)
+        sent = self.io.submit(self._send_replies, records, replies)
+        published = self.io.submit(self._publish, records)
+        outcomes.update(sent.result())
+        outcomes.update(published.result())
         return outcomes
 
     def _answer(self, message: Message) -> tuple[dict[str, Any], str | None] | None:
@@ -76,7 +83,9 @@ class RequestHandler:
             count=record["request"]["count"],
             operations=len(record["request"]["operations"]),
             compute_ms=record["timings"]["compute_ms"],
-            parallel=self.calculator.in_parallel(record["request"]["count"] or 0, record["request"]["operations"]),
+            parallel=self.calculator.in_parallel(
+                record["request"]["count"] or 0, record["request"]["operations"]
+            ),
             attempt=message.receive_count,
         )
         return self._fit(record), request.get("reply_to")
@@ -174,7 +183,7 @@ def main() -> None:
     logs.configure("worker", settings.log_level, settings.log_format)
     contract.allow_big_integers()
     try:
-        clients = aws.connect(settings.stack)
+        clients = aws.connect(settings.stack, pool_size=4 * settings.loops)
         names = clients.names
         queue_url = aws.queue_url(clients.sqs, names.requests_queue)
         dead_letter_url = aws.queue_url(clients.sqs, names.requests_dlq)
@@ -189,6 +198,7 @@ def main() -> None:
         RequestHandler(clients, settings, calculator),
         wait_seconds=settings.long_poll_seconds,
         health_file=settings.health_file,
+        loops=settings.loops,
     )
     install_stop_signals(consumer.stop)
     log.info("worker_started", stack=names.stack, worker=settings.worker_name, processes=settings.processes)

@@ -15,6 +15,8 @@ class WorkerSettings:
     stack: StackSettings
     limits: Limits
     long_poll_seconds: int
+    # Receive loops in this process: batches overlap while each waits on SQS and SNS.
+    loops: int
     worker_name: str
     # Processes computing large requests (the GIL keeps one process on one core) and the size from
     # which a request is split among them.
@@ -31,6 +33,7 @@ class WorkerSettings:
             stack=StackSettings.from_env(env),
             limits=Limits.from_env(env),
             long_poll_seconds=env.integer("LONG_POLL_SECONDS", 10, minimum=0, maximum=20),
+            loops=env.integer("CONSUMER_LOOPS", 2, minimum=1, maximum=32),
             worker_name=env.text("WORKER_NAME", f"{socket.gethostname()}/{os.getpid()}"),
             processes=env.integer("WORKER_PROCESSES", os.cpu_count() or 1, minimum=1),
             parallel_from=env.integer("PARALLEL_FROM_NUMBERS", 100_000, minimum=1),

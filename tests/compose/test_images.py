@@ -21,6 +21,12 @@ IMAGES = [f"qcompute-{service}:latest" for service in ("frontend", "worker", "lo
 PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
 
 
+def _docker(*args: str) -> str:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+
+
 def _certificates(data: bytes) -> set[bytes]:
     return {b"".join(cert.split()) for cert in PEM.findall(data)}
 
@@ -61,13 +67,7 @@ def test_no_layer_holds_keys_credentials_or_private_certificate_authorities(comp
         if private and b"CERTIFICATE" in data and _certificates(data) & private:
             findings.append(f"{layer}:{path}: a certificate authority private to this machine")
     assert findings == []
-    history = subprocess.run(
-        ["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    history = _docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image)
     assert "PIP_CERT" not in history
     assert "BEGIN CERTIFICATE" not in history
 
@@ -75,22 +75,8 @@ def test_no_layer_holds_keys_credentials_or_private_certificate_authorities(comp
 def test_image_sizes(composed) -> None:
     sizes = {}
     for image in IMAGES:
-        size = subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Size}}", image],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        sizes[image] = int(size) / 1e6
-        user = subprocess.run(
-            ["docker", "image", "inspect", "--format", "{{.Config.User}}", image],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.strip()
-        assert user == "10001:10001", image
+        sizes[image] = int(_docker("image", "inspect", "--format", "{{.Size}}", image)) / 1e6
+        assert _docker("image", "inspect", "--format", "{{.Config.User}}", image) == "10001:10001", image
     print("image sizes (MB): " + ", ".join(f"{name} {mb:.0f}" for name, mb in sizes.items()))
     # The base image is about 120 MB; what we add is the virtualenv and our code.
     assert all(mb < 250 for mb in sizes.values()), sizes

@@ -53,8 +53,29 @@ def csrf_token(session: requests.Session, base_url: str) -> str:
 
 
 def submit_form(
-    session: requests.Session, base_url: str, numbers: str, operations: list[str], *, token: str | None = None
+    session: requests.Session,
+    base_url: str,
+    numbers: str,
+    operations: list[str],
+    *,
+    token: str | None = None,
+    upload: tuple[str, bytes, str] | None = None,
 ) -> requests.Response:
+    """Post the form; `upload` is a file (name, content, type) for the numbers_file field."""
     data: list[tuple[str, str]] = [("numbers", numbers), *[("operations", op) for op in operations]]
     data.append(("csrf_token", token if token is not None else csrf_token(session, base_url)))
-    return session.post(f"{base_url}/", data=data, timeout=TIMEOUT, allow_redirects=False)
+    files = {"numbers_file": upload} if upload else None
+    return session.post(f"{base_url}/", data=data, files=files, timeout=TIMEOUT, allow_redirects=False)
+
+
+def result_page(session: requests.Session, base_url: str, response: requests.Response) -> str:
+    """The result page a form post led to: shown at once, or after its pending page refreshed."""
+    if response.status_code == 200:
+        return response.text
+    assert response.status_code == 303, response.text
+
+    def done() -> str | None:
+        page = session.get(base_url + response.headers["Location"], timeout=TIMEOUT)
+        return page.text if page.status_code == 200 else None
+
+    return eventually(done, timeout=120, what="the result page")

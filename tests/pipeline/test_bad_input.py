@@ -187,6 +187,18 @@ def _envelope(**changes) -> dict:
     return document
 
 
+def _dead_letter_reason(stack, queue: str, body: str) -> str:
+    """Wait for the message with this body in a dead-letter queue, remove it, return its reason."""
+    url = queue_url(stack, queue)
+
+    def found() -> dict | None:
+        return next((m for m in dlq.peek(stack.clients, url, 50) if m["Body"] == body), None)
+
+    message = eventually(found, timeout=60, what=f"the message in {queue}")
+    stack.clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return message["MessageAttributes"]["poison_reason"]["StringValue"]
+
+
 POISON_REQUESTS = [
     # (body, the reason recorded with it in the dead-letter queue)
     ("plain text", "not JSON"),
@@ -207,14 +219,7 @@ def test_unreadable_requests_go_to_the_dead_letter_queue_with_the_reason(
 ) -> None:
     stack = pipeline.stack
     stack.clients.sqs.send_message(QueueUrl=queue_url(stack, "requests_queue"), MessageBody=body)
-    dead_letters = queue_url(stack, "requests_dlq")
-
-    def found() -> dict | None:
-        return next((m for m in dlq.peek(stack.clients, dead_letters, 50) if m["Body"] == body), None)
-
-    message = eventually(found, timeout=60, what="the message in the dead-letter queue")
-    assert reason in message["MessageAttributes"]["poison_reason"]["StringValue"]
-    stack.clients.sqs.delete_message(QueueUrl=dead_letters, ReceiptHandle=message["ReceiptHandle"])
+    assert reason in _dead_letter_reason(stack, "requests_dlq", body)
     worker = next(p for p in pipeline.services.started if p.name == "worker")
     assert worker.process.poll() is None
 
@@ -285,13 +290,6 @@ POISON_RECORDS = [
 def test_unreadable_records_go_to_the_log_dead_letter_queue(pipeline, body: str, reason: str) -> None:
     stack = pipeline.stack
     stack.clients.sns.publish(TopicArn=stack.clients.names.results_topic_arn, Message=body)
-    dead_letters = queue_url(stack, "log_dlq")
-
-    def found() -> dict | None:
-        return next((m for m in dlq.peek(stack.clients, dead_letters, 50) if m["Body"] == body), None)
-
-    message = eventually(found, timeout=60, what="the record in the dead-letter queue")
-    assert reason in message["MessageAttributes"]["poison_reason"]["StringValue"]
-    stack.clients.sqs.delete_message(QueueUrl=dead_letters, ReceiptHandle=message["ReceiptHandle"])
+    assert reason in _dead_letter_reason(stack, "log_dlq", body)
     logger = next(p for p in pipeline.services.started if p.name == "logger")
     assert logger.process.poll() is None

@@ -5,7 +5,6 @@ These run with the services' default limits (1,000,000 integers per request).
 
 from __future__ import annotations
 
-import io
 import random
 import re
 import time
@@ -74,45 +73,19 @@ def test_the_page_takes_a_text_or_csv_file(stack, run) -> None:
     run.logger()
     front = run.frontend()
     session = requests.Session()
-    token = client.csrf_token(session, front.url)
     rows = "\n".join(f"{i},{-i}" for i in range(1, 25_001))  # a two-column CSV: 50,000 integers
-    response = session.post(
-        f"{front.url}/",
-        data={"csrf_token": token, "numbers": "", "operations": ["count", "sum", "max"]},
-        files={"numbers_file": ("numbers.csv", io.BytesIO(("\ufeff" + rows).encode()), "text/csv")},
-        timeout=120,
-    )
-    assert response.status_code in (200, 303)
-    html = (
-        response.text
-        if response.status_code == 200
-        else eventually(
-            lambda: (
-                (page := session.get(front.url + response.headers["Location"], timeout=60)).status_code == 200
-                and page.text
-            ),
-            timeout=120,
-            what="the result page",
-        )
-    )
+    csv = ("numbers.csv", ("\ufeff" + rows).encode(), "text/csv")  # with a spreadsheet's byte-order mark
+    response = client.submit_form(session, front.url, "", ["count", "sum", "max"], upload=csv)
+    html = client.result_page(session, front.url, response)
     assert re.search(r'id="result-count">.*?<td class="value">50000</td>', html, re.S)
     assert re.search(r'id="result-sum">.*?<td class="value">0</td>', html, re.S)
     assert "The first 1,000 are shown" in html
 
-    both = session.post(
-        f"{front.url}/",
-        data={"csrf_token": token, "numbers": "1 2", "operations": ["sum"]},
-        files={"numbers_file": ("n.txt", io.BytesIO(b"3 4"), "text/plain")},
-        timeout=60,
-    )
+    both = client.submit_form(session, front.url, "1 2", ["sum"], upload=("n.txt", b"3 4", "text/plain"))
     assert both.status_code == 400
     assert "type the integers or upload a file, not both" in both.text
-    binary = session.post(
-        f"{front.url}/",
-        data={"csrf_token": token, "numbers": "", "operations": ["sum"]},
-        files={"numbers_file": ("photo.png", io.BytesIO(b"\x89PNG\r\n\x1a\n\xff\xfe"), "image/png")},
-        timeout=60,
-    )
+    picture = ("photo.png", b"\x89PNG\r\n\x1a\n\xff\xfe", "image/png")
+    binary = client.submit_form(session, front.url, "", ["sum"], upload=picture)
     assert binary.status_code == 400
     assert "&#39;photo.png&#39; is not a text file (UTF-8 expected)" in binary.text
 

@@ -8,7 +8,6 @@ import pytest
 import requests
 
 from harness import client
-from harness.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +36,7 @@ def test_pending_then_done_when_the_worker_starts_late(stack, run) -> None:
     done = client.until_done(front.url, request_id)
     assert (done["status"], done["results"]) == ("done", {"product": 42})
 
-    def page_done() -> str | None:
-        page = session.get(page_url, timeout=30)
-        return page.text if page.status_code == 200 else None
-
-    html = eventually(page_done, timeout=60, what="the result page")
+    html = client.result_page(session, front.url, form)
     assert re.search(r'id="result-sum">.*?<td class="value">9</td>', html, re.S)
     assert "http-equiv" not in html
     assert "2, 3, 4" in html

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 import requests
 
 from harness import client, reference
+from harness.fixtures import read_log
 from harness.services import ROOT, SECRET_KEY
 from harness.waiting import eventually
 from qcompute import contract
@@ -24,18 +24,9 @@ pytestmark = pytest.mark.integration
 
 def logged_record(pipeline, request_id: str) -> dict:
     """The S3 log object of a request, once the logger has written it."""
-    clients = pipeline.stack.clients
-
-    def read() -> dict | None:
-        try:
-            body = clients.s3.get_object(Bucket=clients.names.log_bucket, Key=contract.log_key(request_id))[
-                "Body"
-            ]
-        except clients.s3.exceptions.NoSuchKey:
-            return None
-        return json.loads(body.read())
-
-    return eventually(read, timeout=60, what=f"S3 log of {request_id}")
+    return eventually(
+        lambda: read_log(pipeline.stack, request_id), timeout=60, what=f"S3 log of {request_id}"
+    )
 
 
 def test_every_operation_round_trip(pipeline) -> None:
@@ -281,14 +272,12 @@ def test_the_status_page_shows_queues_reply_queues_and_latest_results(pipeline) 
     dead_letters = sqs.get_queue_url(QueueName=names.requests_dlq)["QueueUrl"]
     sqs.send_message(QueueUrl=dead_letters, MessageBody="a dead letter")
     try:
-        status = eventually(
-            lambda: (
-                (s := requests.get(f"{pipeline.url}/api/status", timeout=30).json())["queues"][1]["visible"]
-                == 1
-                and s
-            ),
-            what="the dead letter in the status",
-        )
+
+        def status_with_the_dead_letter() -> dict | None:
+            status = requests.get(f"{pipeline.url}/api/status", timeout=30).json()
+            return status if status["queues"][1]["visible"] == 1 else None
+
+        status = eventually(status_with_the_dead_letter, what="the dead letter in the status")
         assert status["stack"] == pipeline.stack.name
         assert [q["name"] for q in status["queues"]] == [
             names.requests_queue,

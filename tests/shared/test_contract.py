@@ -87,10 +87,10 @@ def test_long_integer_literals_are_kept_as_text_when_decoding_requests() -> None
     assert isinstance(decoded["numbers"][0], str)
 
 
-def test_result_record_and_reply() -> None:
-    request = contract.decode_request(_request())
-    record = contract.result_record(
-        request,
+def _record() -> dict:
+    """The record of a request of [1, 2] asking for their sum."""
+    return contract.result_record(
+        contract.decode_request(_request()),
         numbers=[1, 2],
         operations=["sum"],
         results={"sum": 3},
@@ -99,6 +99,10 @@ def test_result_record_and_reply() -> None:
         worker="w1",
         attempt=1,
     )
+
+
+def test_result_record_and_reply() -> None:
+    record = _record()
     assert record["status"] == "done"
     assert record["timings"]["queued_ms"] >= 0
     reply = contract.reply_from_record(record)
@@ -124,17 +128,7 @@ def test_a_stored_request_carries_only_its_own_payload_key() -> None:
 
 
 def test_records_with_stored_results_are_checked_the_same_way() -> None:
-    request = contract.decode_request(_request())
-    record = contract.result_record(
-        request,
-        numbers=[1, 2],
-        operations=["sum"],
-        results={"sum": 3},
-        received_at=contract.utc_now(),
-        computed_at=contract.utc_now(),
-        worker="w",
-        attempt=1,
-    )
+    record = _record()
     stored = contract.with_results_stored(record)
     assert "results" not in stored
     assert contract.decode_result(json.dumps(stored))["results_ref"].endswith("/result.json")
