@@ -80,3 +80,38 @@ class StackNames:
     @property
     def tags(self) -> dict[str, str]:
         return {STACK_TAG: self.stack}
+
+    # --- the EC2 deployment (scripts/deploy) --------------------------------------------------------
+
+    @property
+    def instance_role(self) -> str:
+        # IAM names are global to the account: the region keeps two regions' stacks apart.
+        return f"{self.stack}-instance-{self.region}"
+
+    @property
+    def instance_profile(self) -> str:
+        return self.instance_role
+
+    @property
+    def instance_name(self) -> str:
+        """The instance's Name tag, what the EC2 console shows."""
+        return self.stack
+
+    @property
+    def security_group(self) -> str:
+        return f"{self.stack}-web"
+
+    @property
+    def secret_key_parameter(self) -> str:
+        """The SSM SecureString holding the frontend's SECRET_KEY."""
+        return f"/qcompute/{self.stack}/secret-key"
+
+    @property
+    def secret_key_parameter_arn(self) -> str:
+        # The name's leading slash doubles as the ARN's separator.
+        return f"arn:aws:ssm:{self.region}:{self.account_id}:parameter{self.secret_key_parameter}"
+
+    @property
+    def bundle_key(self) -> str:
+        """The application bundle in the log bucket, outside logs/ and payloads/."""
+        return "deploy/bundle.tar.gz"

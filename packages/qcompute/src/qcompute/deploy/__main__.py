@@ -1,0 +1,191 @@
+"""Deploy the stack to one EC2 instance, show it, remove it.
+
+    scripts/deploy up     [--stack NAME] [--region R] [--instance-type T] [--http-cidr CIDR]
+                          [--workers N] [--no-wait] [--source DIR]
+    scripts/deploy plan   (the options of up, without --no-wait): what up would do; changes nothing
+    scripts/deploy status [--stack NAME] [--region R]
+    scripts/deploy down   [--stack NAME] [--region R] [--yes]
+
+The stack and region default to $STACK_NAME and $AWS_REGION. AWS calls use the credentials of the
+person deploying (whatever the AWS CLI would use); none of them ever reaches the instance.
+AWS_ENDPOINT_URL points every call at an emulator instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from qcompute.deploy import instance, stack
+from qcompute.deploy.bundle import find_source
+from qcompute.deploy.session import DeployError, Deployment, connect, explain, uses_emulator
+from qcompute.deploy.waiting import say, wait_for_http
+from qcompute.provision import Change
+from qcompute.settings import ConfigError, Env, StackSettings
+
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+MAX_WORKERS = 10
+
+
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS}")
+    return int(value)
+
+
+def _instance_type(value: str) -> str:
+    if not INSTANCE_TYPE.match(value):
+        raise argparse.ArgumentTypeError("must look like t3.micro")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/deploy",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,plan,status,down}")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--stack", help="stack name (default: $STACK_NAME)")
+    where.add_argument("--region", help="AWS region (default: $AWS_REGION)")
+    shape = argparse.ArgumentParser(add_help=False)
+    shape.add_argument(
+        "--instance-type",
+        type=_instance_type,
+        help=f"EC2 instance type (default: the stack's, or {instance.DEFAULT_INSTANCE_TYPE})",
+    )
+    shape.add_argument(
+        "--http-cidr",
+        help=f"who may reach the page on port 80 (default: the stack's, or {stack.DEFAULT_HTTP_CIDR})",
+    )
+    shape.add_argument(
+        "--workers",
+        type=_workers,
+        help=f"worker containers (default: the stack's, or {instance.DEFAULT_WORKERS})",
+    )
+    shape.add_argument("--source", type=Path, help="the repository to deploy (default: the one run from)")
+    up = commands.add_parser("up", parents=[where, shape], help="create or update the stack and start it")
+    up.add_argument("--no-wait", action="store_true", help="do not wait for the page to answer")
+    commands.add_parser("plan", parents=[where, shape], help="show what up would do; change nothing")
+    commands.add_parser("status", parents=[where], help="the stack's resources, instance, URL, queues")
+    down = commands.add_parser("down", parents=[where], help="remove every resource of the stack")
+    down.add_argument("--yes", action="store_true", help="remove without asking")
+    return parser
+
+
+def _print_change(change: Change) -> None:
+    detail = f" ({change.detail})" if change.detail else ""
+    say(f"  {change.action:<6} {change.resource:<14} {change.name}{detail}")
+
+
+def _where() -> str:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    return f"the emulator at {endpoint}" if endpoint else "AWS"
+
+
+def _header(command: str, deployment: Deployment) -> None:
+    names = deployment.names
+    say(f"{command} stack {names.stack!r} in {names.region}, account {names.account_id}, on {_where()}")
+
+
+def _up(args: argparse.Namespace, stack_name: str, region: str) -> int:
+    dry_run = args.command == "plan"
+    source = args.source.resolve() if args.source else find_source()
+    deployment = connect(stack_name, region)
+    _header(args.command, deployment)
+    wanted = stack.Wanted(args.instance_type, args.http_cidr, args.workers)
+    changes = stack.up(deployment, wanted, source, dry_run=dry_run, report=_print_change)
+    if dry_run:
+        counts = {action: sum(c.action == action for c in changes) for action in ("create", "update", "ok")}
+        say(f"plan: {counts['create']} to create, {counts['update']} to update, {counts['ok']} as defined")
+        return 0
+    found = instance.the_instance(deployment)
+    if found is None:
+        raise DeployError("the instance disappeared while deploying: run `scripts/deploy up` again")
+    running = instance.wait_running(deployment, found["InstanceId"])
+    url = instance.public_url(running)
+    if url is None:
+        raise DeployError(
+            f"instance {running['InstanceId']} has no public address: its default subnet assigns none; "
+            "turn on auto-assign public IPv4 for the default subnets, then `down` and `up`"
+        )
+    if args.no_wait:
+        say("not waiting for the page (--no-wait)")
+    elif uses_emulator():
+        # An emulator hands out made-up public addresses that belong to someone else.
+        say(f"not waiting for {url}readyz: the emulator's address is not a real instance")
+    else:
+        wait_for_http(f"{url}readyz")
+    say(f"URL: {url}")
+    return 0
+
+
+def _status(stack_name: str, region: str) -> int:
+    deployment = connect(stack_name, region)
+    _header("status", deployment)
+    rows = stack.status(deployment)
+    widths = [max(len(row[column]) for row in rows) for column in (0, 1)]
+    for resource, name, state in rows:
+        say(f"  {resource:<{widths[0]}}  {name:<{widths[1]}}  {state}")
+    return 0
+
+
+def _down(args: argparse.Namespace, stack_name: str, region: str) -> int:
+    deployment = connect(stack_name, region)
+    if not args.yes:
+        try:
+            answer = input(
+                f"Remove every resource of stack {stack_name!r} in {region} on {_where()}? "
+                "Type the stack name: "
+            )
+        except EOFError:
+            answer = ""
+        if answer.strip() != stack_name:
+            say("nothing removed")
+            return 1
+    _header("down", deployment)
+    changes = stack.down(deployment, report=_print_change)
+    if not changes:
+        say("  nothing to do")
+    say(f"stack {stack_name!r} is removed from {region}: nothing of it remains")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Provisioning logs each change; this command prints them itself.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    environ = dict(os.environ)
+    if args.stack:
+        environ["STACK_NAME"] = args.stack
+    if args.region:
+        environ["AWS_REGION"] = args.region
+    try:
+        settings = StackSettings.from_env(Env(environ))
+    except ConfigError as error:
+        print(f"error: {error} (or pass --stack / --region)", file=sys.stderr)
+        return 2
+    try:
+        if args.command in {"up", "plan"}:
+            return _up(args, settings.stack, settings.region)
+        if args.command == "status":
+            return _status(settings.stack, settings.region)
+        return _down(args, settings.stack, settings.region)
+    except (DeployError, BotoCoreError, ClientError) as error:
+        print(f"error: {explain(error, settings.region)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to finish what it started", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The stack's network: the default VPC it lives in and its security group (HTTP from one CIDR only).
+
+`ensure_security_group` creates what is missing and corrects what drifted, or with `dry_run` only
+says so; `remove_security_groups` deletes only groups carrying the stack's tag.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from qcompute.aws import error_code
+from qcompute.deploy.infra import owned, tag_dict, tag_list
+from qcompute.deploy.session import DeployError, Deployment
+from qcompute.deploy.waiting import wait_for
+from qcompute.provision import Change
+
+HTTP_PORT = 80
+
+
+def default_vpc(deployment: Deployment) -> str:
+    """The default VPC's id: the instance goes into one of its public subnets."""
+    vpcs = deployment.ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        region = deployment.names.region
+        raise DeployError(
+            f"no default VPC in {region}: create one with `aws ec2 create-default-vpc --region {region}` "
+            "or choose another --region"
+        )
+    return vpcs[0]["VpcId"]
+
+
+def find_security_groups(deployment: Deployment, vpc_id: str | None = None) -> list[dict[str, Any]]:
+    """Groups with the stack's group name (in the VPC, if given), whoever tagged them."""
+    filters = [{"Name": "group-name", "Values": [deployment.names.security_group]}]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    return deployment.ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
+
+
+def check_cidr(cidr: str) -> str:
+    try:
+        return str(ipaddress.ip_network(cidr, strict=True))
+    except ValueError as error:
+        raise DeployError(f"--http-cidr {cidr!r} is not a network in CIDR form ({error})") from None
+
+
+def _ingress_rules(deployment: Deployment, group_id: str) -> list[dict[str, Any]]:
+    rules = deployment.ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])
+    return [rule for rule in rules["SecurityGroupRules"] if not rule["IsEgress"]]
+
+
+def _source(rule: dict[str, Any]) -> str | None:
+    return rule.get("CidrIpv4") or rule.get("CidrIpv6")
+
+
+def _is_http_from(rule: dict[str, Any], cidr: str) -> bool:
+    wanted = ("tcp", HTTP_PORT, HTTP_PORT, cidr)
+    return (rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), _source(rule)) == wanted
+
+
+def http_cidr(deployment: Deployment, group_id: str) -> str | None:
+    """The one CIDR the group lets reach HTTP, if that is exactly what it allows."""
+    rules = _ingress_rules(deployment, group_id)
+    if len(rules) == 1 and (source := _source(rules[0])) and _is_http_from(rules[0], source):
+        return source
+    return None
+
+
+def _http_permission(cidr: str) -> dict[str, Any]:
+    permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": HTTP_PORT, "ToPort": HTTP_PORT}
+    description = {"Description": "qcompute HTTP"}
+    if ipaddress.ip_network(cidr).version == 6:
+        permission["Ipv6Ranges"] = [{"CidrIpv6": cidr, **description}]
+    else:
+        permission["IpRanges"] = [{"CidrIp": cidr, **description}]
+    return permission
+
+
+def ensure_security_group(
+    deployment: Deployment, vpc_id: str, cidr: str, dry_run: bool
+) -> tuple[Change, str | None]:
+    """TCP 80 from `cidr` and nothing else inbound; outbound stays open (packages, images, AWS APIs)."""
+    ec2, names = deployment.ec2, deployment.names
+    detail = f"inbound tcp/{HTTP_PORT} from {cidr} only"
+    groups = find_security_groups(deployment, vpc_id)
+    if not groups:
+        group_id = None
+        if not dry_run:
+            group_id = ec2.create_security_group(
+                GroupName=names.security_group,
+                Description=f"qcompute stack {names.stack}: HTTP only",
+                VpcId=vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(names.tags)}],
+            )["GroupId"]
+            ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[_http_permission(cidr)])
+        return Change("security group", names.security_group, "create", detail), group_id
+    group_id = groups[0]["GroupId"]
+    rules = _ingress_rules(deployment, group_id)
+    extra = [rule["SecurityGroupRuleId"] for rule in rules if not _is_http_from(rule, cidr)]
+    missing = not any(_is_http_from(rule, cidr) for rule in rules)
+    label = f"{names.security_group} ({group_id})"
+    if not extra and not missing:
+        return Change("security group", label, "ok", detail), group_id
+    if not dry_run:
+        if extra:
+            ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=extra)
+        if missing:
+            ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[_http_permission(cidr)])
+    return Change(
+        "security group", label, "update", f"{detail}; {len(extra)} other rule(s) removed"
+    ), group_id
+
+
+def remove_security_groups(deployment: Deployment) -> list[Change]:
+    """Delete the stack's groups (by name and tag, in any VPC) once no interface uses them."""
+    changes = []
+    for group in find_security_groups(deployment):
+        label = f"{group['GroupName']} ({group['GroupId']})"
+        if not owned(deployment, tag_dict(group.get("Tags"))):
+            changes.append(Change("security group", label, "skip", "not tagged with this stack"))
+            continue
+
+        def deleted(group_id: str = group["GroupId"]) -> tuple[bool, str]:
+            try:
+                deployment.ec2.delete_security_group(GroupId=group_id)
+            except ClientError as error:
+                if error_code(error) == "DependencyViolation":
+                    # The terminated instance's network interface takes a moment to go.
+                    return False, "still in use by a network interface"
+                if error_code(error) == "InvalidGroup.NotFound":
+                    return True, "deleted"
+                raise
+            return True, "deleted"
+
+        wait_for(f"security group {group['GroupId']} to be released", deleted, timeout=300, interval=10)
+        changes.append(Change("security group", label, "delete"))
+    return changes

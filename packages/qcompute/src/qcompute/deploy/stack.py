@@ -1,0 +1,233 @@
+"""The work behind the commands: what `up` (and `plan`) make exist, what `status` shows, what `down`
+removes. `up` and `plan` run the same code; `plan` passes dry_run and changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from qcompute import aws
+from qcompute.deploy import bundle, infra, instance, network
+from qcompute.deploy.instance import InstanceSpec
+from qcompute.deploy.session import DeployError, Deployment
+from qcompute.deploy.waiting import wait_for
+from qcompute.names import STACK_TAG
+from qcompute.provision import Change, provision, remove, reply_queues
+
+Report = Callable[[Change], None]
+DEFAULT_HTTP_CIDR = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What the person deploying asked for; None keeps what the stack has (or the default)."""
+
+    instance_type: str | None = None
+    http_cidr: str | None = None
+    workers: int | None = None
+
+
+def _current_workers(current: dict[str, Any] | None) -> int | None:
+    value = infra.tag_dict(current.get("Tags") if current else None).get(instance.WORKERS_TAG, "")
+    return int(value) if value.isdigit() else None
+
+
+def _check_names_free(deployment: Deployment, vpc_id: str) -> None:
+    """Refuse to adopt a resource that has one of our names but not our stack tag."""
+    names = deployment.names
+
+    def foreign(tags: dict[str, str] | None) -> bool:
+        return tags is not None and not infra.owned(deployment, tags)
+
+    def tags_of(found: dict[str, Any] | None) -> dict[str, str] | None:
+        return None if found is None else infra.tag_dict(found.get("Tags"))
+
+    taken = [
+        f"security group {names.security_group} ({group['GroupId']})"
+        for group in network.find_security_groups(deployment, vpc_id)
+        if foreign(tags_of(group))
+    ]
+    if foreign(tags_of(infra.find_role(deployment))):
+        taken.append(f"IAM role {names.instance_role}")
+    if foreign(tags_of(infra.find_profile(deployment))):
+        taken.append(f"instance profile {names.instance_profile}")
+    if foreign(infra.find_secret_tags(deployment)):
+        taken.append(f"SSM parameter {names.secret_key_parameter}")
+    if foreign(infra.bucket_tags(deployment)):
+        taken.append(f"bucket {names.log_bucket}")
+    if taken:
+        raise DeployError(
+            f"names taken by resources not tagged {STACK_TAG}={names.stack}: {', '.join(taken)}; "
+            "choose another --stack name (or delete those resources if they are yours to delete)"
+        )
+
+
+def up(
+    deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, report: Report
+) -> list[Change]:
+    """Make the whole stack exist as defined; every check that can refuse runs before any change."""
+    vpc_id = network.default_vpc(deployment)
+    _check_names_free(deployment, vpc_id)
+    current = instance.the_instance(deployment)
+    groups = network.find_security_groups(deployment, vpc_id)
+    if current and wanted.instance_type and wanted.instance_type != current["InstanceType"]:
+        raise DeployError(
+            f"instance {current['InstanceId']} is a {current['InstanceType']}, not a {wanted.instance_type}: "
+            "a new type means a new instance and address; run `scripts/deploy down` first, or leave out "
+            "--instance-type"
+        )
+    app = bundle.build(source)
+    spec = InstanceSpec(
+        instance_type=wanted.instance_type
+        or (current["InstanceType"] if current else instance.DEFAULT_INSTANCE_TYPE),
+        workers=wanted.workers or _current_workers(current) or instance.DEFAULT_WORKERS,
+        bundle_digest=app.digest,
+    )
+    cidr = network.check_cidr(wanted.http_cidr) if wanted.http_cidr else None
+    if cidr is None and groups:
+        cidr = network.http_cidr(deployment, groups[0]["GroupId"])
+    cidr = cidr or DEFAULT_HTTP_CIDR
+
+    changes: list[Change] = []
+
+    def record(*made: Change) -> None:
+        for change in made:
+            changes.append(change)
+            report(change)
+
+    # The shared provisioning code: queues, dead-letter queues, topic, subscription, bucket.
+    record(*provision(deployment.clients, dry_run=dry_run))
+    record(infra.ensure_secret(deployment, dry_run))
+    record(*infra.ensure_role(deployment, dry_run))
+    record(infra.ensure_profile(deployment, dry_run))
+    group_change, group_id = network.ensure_security_group(deployment, vpc_id, cidr, dry_run)
+    record(group_change)
+    record(bundle.ensure_uploaded(deployment, app, dry_run))
+    record(instance.ensure_instance(deployment, spec, group_id, dry_run))
+    return changes
+
+
+# --- status -----------------------------------------------------------------------------------------
+
+Row = tuple[str, str, str]
+_DEPTHS = {
+    "visible": "ApproximateNumberOfMessages",
+    "in flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+}
+
+
+def _depths(deployment: Deployment, queue: str) -> str:
+    sqs = deployment.clients.sqs
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=aws.queue_url(sqs, queue), AttributeNames=list(_DEPTHS.values())
+    )["Attributes"]
+    return ", ".join(f"{attributes.get(name, '0')} {label}" for label, name in _DEPTHS.items())
+
+
+def status(deployment: Deployment) -> list[Row]:
+    """One row per resource of the stack: present (with its state), drifted or missing."""
+    names = deployment.names
+    rows: list[Row] = []
+    for change in provision(deployment.clients, dry_run=True):
+        state = {"ok": "present", "create": "missing"}.get(change.action, f"drifted ({change.detail})")
+        if change.resource == "queue" and change.action != "create":
+            state = _depths(deployment, change.name)
+        rows.append((change.resource, change.name, state))
+    live = reply_queues(deployment.clients.sqs, names)
+    rows.append(("reply queues", f"{names.reply_queue_prefix}*", f"{len(live)} live"))
+    digest = bundle.uploaded_digest(deployment)
+    rows.append(("bundle", names.bundle_key, digest[:12] if digest else "missing"))
+    rows.append(("secret", names.secret_key_parameter, _present(infra.find_secret_tags(deployment))))
+    rows.append(("role", names.instance_role, _present(infra.find_role(deployment))))
+    rows.append(("profile", names.instance_profile, _present(infra.find_profile(deployment))))
+    groups = network.find_security_groups(deployment)
+    for group in groups:
+        cidr = network.http_cidr(deployment, group["GroupId"])
+        rules = (
+            f"inbound tcp/{network.HTTP_PORT} from {cidr} only" if cidr else "inbound rules differ: run up"
+        )
+        rows.append(("security group", f"{group['GroupName']} ({group['GroupId']})", rules))
+    if not groups:
+        rows.append(("security group", names.security_group, "missing"))
+    instances = instance.stack_instances(deployment)
+    for found in instances:
+        rows.append(("instance", found["InstanceId"], instance.summary(found)))
+        rows.append(("url", "", instance.public_url(found) or "no public address"))
+    if not instances:
+        rows.append(("instance", names.instance_name, "missing"))
+    return rows
+
+
+def _present(found: object) -> str:
+    return "missing" if found is None else "present"
+
+
+# --- down ---------------------------------------------------------------------------------------------
+
+
+def _queues_left(deployment: Deployment) -> list[str]:
+    names, sqs = deployment.names, deployment.clients.sqs
+    left = []
+    for queue in (names.requests_queue, names.requests_dlq, names.log_queue, names.log_dlq):
+        try:
+            aws.queue_url(sqs, queue)
+            left.append(queue)
+        except ClientError as error:
+            if not aws.is_missing_queue(error):
+                raise
+    return left + [url.rsplit("/", 1)[-1] for url in reply_queues(sqs, names)]
+
+
+def leftovers(deployment: Deployment) -> list[str]:
+    """What of the stack (its names, carrying its tag) still exists."""
+    names = deployment.names
+
+    def ours(found: dict[str, Any] | None) -> bool:
+        return found is not None and infra.owned(deployment, infra.tag_dict(found.get("Tags")))
+
+    left = [f"instance {found['InstanceId']}" for found in instance.stack_instances(deployment)]
+    left += [f"security group {g['GroupId']}" for g in network.find_security_groups(deployment) if ours(g)]
+    if ours(infra.find_profile(deployment)):
+        left.append(f"instance profile {names.instance_profile}")
+    if ours(infra.find_role(deployment)):
+        left.append(f"role {names.instance_role}")
+    secret = infra.find_secret_tags(deployment)
+    if secret is not None and infra.owned(deployment, secret):
+        left.append(f"secret {names.secret_key_parameter}")
+    left += [f"queue {queue}" for queue in _queues_left(deployment)]
+    left += [f"{change.resource} {change.name}" for change in remove(deployment.clients, dry_run=True)]
+    return sorted(set(left))
+
+
+def down(deployment: Deployment, *, report: Report) -> list[Change]:
+    """Remove everything the stack named or tagged, in dependency order, and wait until it is gone."""
+    changes: list[Change] = []
+    steps: list[Callable[[Deployment], list[Change]]] = [
+        # The instance first: its security group and profile cannot go while it exists.
+        instance.terminate_all,
+        network.remove_security_groups,
+        infra.remove_profile_and_role,
+        infra.remove_secret,
+        lambda deployment: remove(deployment.clients),
+    ]
+    for step in steps:
+        for change in step(deployment):
+            changes.append(change)
+            report(change)
+
+    def queues_gone() -> tuple[bool, str]:
+        left = _queues_left(deployment)
+        return not left, f"{len(left)} left" if left else "all gone"
+
+    if any(change.resource == "queue" for change in changes):
+        # SQS may still answer for a deleted queue for up to a minute.
+        wait_for("the queues to disappear", queues_gone, timeout=180, interval=10)
+    left = leftovers(deployment)
+    if left:
+        raise DeployError(f"still present after removal: {', '.join(left)}; run `scripts/deploy down` again")
+    return changes

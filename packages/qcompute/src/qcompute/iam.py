@@ -1,0 +1,189 @@
+"""What each service may do in AWS: one least-privilege policy per service, in one place.
+
+Exact actions on the stack's exact ARNs, read off the calls each service makes (services/*, and the
+shared consumer.py, payloads.py and provision.reply_queues they use). `instance_policy` merges them
+into the inline policy of the EC2 instance role that `scripts/deploy` creates, with the two reads the
+instance itself makes at boot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qcompute.contract import LOG_PREFIX, PAYLOAD_PREFIX
+from qcompute.names import STACK_TAG, StackNames
+
+Policy = dict[str, Any]
+
+# Session Manager and Run Command (how `scripts/deploy` rolls out a new bundle): the AWS-managed
+# policy, so no SSH port and no key pair are ever needed.
+SESSION_MANAGER_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+INSTANCE_POLICY_NAME = "qcompute-services"
+
+# Consuming a queue: the batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch) are authorized
+# as DeleteMessage and ChangeMessageVisibility.
+_CONSUME = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+]
+
+
+def ec2_trust_policy() -> Policy:
+    """Who may assume the instance role: EC2, for the instance it is attached to."""
+    return _document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    )
+
+
+def _statement(
+    sid: str, actions: list[str], resources: list[str], condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    statement = {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+    return {**statement, "Condition": condition} if condition else statement
+
+
+def _tagged(names: StackNames, key: str = "aws:ResourceTag") -> dict[str, Any]:
+    """Only queues carrying the stack's tag (SQS supports ABAC): the reply-queue wildcard
+    `<stack>-reply-*` also matches every queue of a stack called `<stack>-reply`."""
+    return {"StringEquals": {f"{key}/{STACK_TAG}": names.stack}}
+
+
+def _document(statements: list[dict[str, Any]]) -> Policy:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _objects(names: StackNames, prefix: str) -> str:
+    return f"{names.bucket_arn}/{prefix}*"
+
+
+def _reply_queues(names: StackNames) -> str:
+    return names.queue_arn(f"{names.reply_queue_prefix}*")
+
+
+def frontend_policy(names: StackNames) -> Policy:
+    q = names.queue_arn
+    fixed_queues = [q(names.requests_queue), q(names.requests_dlq), q(names.log_queue), q(names.log_dlq)]
+    return _document(
+        [
+            _statement(
+                "FrontendSubmit",
+                ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+                [q(names.requests_queue)],
+            ),
+            # Each process creates its own reply queue, tagged as the stack's (tagging on creation
+            # is authorized as TagQueue too) ...
+            _statement(
+                "FrontendCreateReplyQueue",
+                ["sqs:CreateQueue", "sqs:TagQueue"],
+                [_reply_queues(names)],
+                _tagged(names, "aws:RequestTag"),
+            ),
+            # ... reads it, re-tags it (heartbeat), deletes it, and sweeps those of dead processes.
+            _statement(
+                "FrontendOwnReplyQueues",
+                [
+                    "sqs:DeleteQueue",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:TagQueue",
+                ],
+                [_reply_queues(names)],
+                _tagged(names),
+            ),
+            # Reading tags is how the sweep and the status page tell the stack's queues from others
+            # that share the prefix, so it cannot depend on them.
+            _statement("FrontendFindReplyQueues", ["sqs:ListQueueTags"], [_reply_queues(names)]),
+            # ListQueues has no per-queue resource: IAM matches it against the account's queue
+            # namespace, so this is as narrow as it can be. It only lists names (the sweep's prefix).
+            _statement(
+                "FrontendListReplyQueues",
+                ["sqs:ListQueues"],
+                [f"arn:aws:sqs:{names.region}:{names.account_id}:*"],
+            ),
+            # The status page reads every queue's depth.
+            _statement("FrontendStatus", ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"], fixed_queues),
+            _statement(
+                "FrontendReadResults",
+                ["s3:GetObject"],
+                [_objects(names, LOG_PREFIX), _objects(names, PAYLOAD_PREFIX)],
+            ),
+            # Numbers too large for a message (claim checks).
+            _statement("FrontendStorePayloads", ["s3:PutObject"], [_objects(names, PAYLOAD_PREFIX)]),
+            # The history pages list the log; ListBucket also turns a missing key into 404, not 403.
+            _statement("FrontendListLog", ["s3:ListBucket"], [names.bucket_arn]),
+        ]
+    )
+
+
+def worker_policy(names: StackNames) -> Policy:
+    q = names.queue_arn
+    return _document(
+        [
+            _statement("WorkerConsume", _CONSUME, [q(names.requests_queue)]),
+            # Poison messages go to the dead-letter queue with their reason.
+            _statement("WorkerDeadLetter", ["sqs:SendMessage", "sqs:GetQueueUrl"], [q(names.requests_dlq)]),
+            _statement("WorkerReply", ["sqs:SendMessage"], [_reply_queues(names)], _tagged(names)),
+            # PublishBatch is authorized as Publish.
+            _statement("WorkerPublish", ["sns:Publish"], [names.results_topic_arn]),
+            # Stored numbers in, large results out; a HEAD on the log tells a long-done redelivery.
+            _statement(
+                "WorkerReadPayloads",
+                ["s3:GetObject"],
+                [_objects(names, PAYLOAD_PREFIX), _objects(names, LOG_PREFIX)],
+            ),
+            _statement("WorkerStorePayloads", ["s3:PutObject"], [_objects(names, PAYLOAD_PREFIX)]),
+            # Without ListBucket a missing payload answers 403, which reads as a failure, not "gone".
+            _statement("WorkerListBucket", ["s3:ListBucket"], [names.bucket_arn]),
+        ]
+    )
+
+
+def logger_policy(names: StackNames) -> Policy:
+    q = names.queue_arn
+    return _document(
+        [
+            _statement("LoggerConsume", _CONSUME, [q(names.log_queue)]),
+            _statement("LoggerDeadLetter", ["sqs:SendMessage", "sqs:GetQueueUrl"], [q(names.log_dlq)]),
+            _statement("LoggerWrite", ["s3:PutObject"], [_objects(names, LOG_PREFIX)]),
+            # It writes stored payloads into the record, then deletes them (DeleteObjects is
+            # authorized per key as DeleteObject); a HEAD on the log tells a record already written.
+            _statement(
+                "LoggerReadPayloads",
+                ["s3:GetObject"],
+                [_objects(names, PAYLOAD_PREFIX), _objects(names, LOG_PREFIX)],
+            ),
+            _statement("LoggerDeletePayloads", ["s3:DeleteObject"], [_objects(names, PAYLOAD_PREFIX)]),
+            _statement("LoggerListBucket", ["s3:ListBucket"], [names.bucket_arn]),
+        ]
+    )
+
+
+def instance_boot_policy(names: StackNames) -> Policy:
+    """What the instance itself reads at boot and at each rollout: the bundle and the secret."""
+    return _document(
+        [
+            _statement("InstanceBundle", ["s3:GetObject"], [f"{names.bucket_arn}/{names.bundle_key}"]),
+            # A SecureString under the AWS-managed key aws/ssm: that key's policy lets SSM decrypt
+            # for any principal of the account allowed to read the parameter, so no kms:Decrypt.
+            _statement("InstanceSecretKey", ["ssm:GetParameter"], [names.secret_key_parameter_arn]),
+        ]
+    )
+
+
+SERVICE_POLICIES = {"frontend": frontend_policy, "worker": worker_policy, "logger": logger_policy}
+
+
+def instance_policy(names: StackNames) -> Policy:
+    """The instance role's inline policy: the three services (they share the host) and its own reads."""
+    statements = [statement for build in SERVICE_POLICIES.values() for statement in build(names)["Statement"]]
+    return _document(statements + instance_boot_policy(names)["Statement"])

@@ -1,0 +1,233 @@
+"""scripts/deploy against an embedded moto server: what `up` makes, that a second `up` changes
+nothing, that a code change rolls out to the same instance, and that `down` removes the stack and
+nothing else. Always --no-wait: an emulator's public addresses belong to someone else."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+
+from harness.backend import REGION
+from harness.services import ROOT
+from qcompute import iam
+from qcompute.deploy import bundle, instance, stack
+from qcompute.deploy.infra import tag_dict
+from qcompute.names import STACK_TAG
+
+HTTP_CIDR = "203.0.113.0/24"  # TEST-NET-3: documentation only
+
+
+def _only_instance(deployment) -> dict:
+    (found,) = instance.stack_instances(deployment)
+    return found
+
+
+def _all_instances(deployment) -> list[dict]:
+    states = [*instance.LIVE_STATES, "shutting-down", "terminated"]
+    return instance.stack_instances(deployment, states)
+
+
+def _ingress(deployment, group_id: str) -> list[dict]:
+    (group,) = deployment.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    return group["IpPermissions"]
+
+
+def _inline_policy(deployment) -> dict:
+    names = deployment.names
+    return deployment.iam.get_role_policy(RoleName=names.instance_role, PolicyName=iam.INSTANCE_POLICY_NAME)[
+        "PolicyDocument"
+    ]
+
+
+def test_up_makes_the_stack_as_defined_and_a_second_up_changes_nothing(deploy, inspect, stack_name) -> None:
+    planned = deploy("plan", "--stack", stack_name, "--http-cidr", HTTP_CIDR)
+    assert {action for action, _, _ in deploy.changes(planned.stdout)} == {"create"}
+    assert len(deploy.changes(planned.stdout)) == 15
+    deployment = inspect(stack_name)
+    names = deployment.names
+    assert stack.leftovers(deployment) == [], "a plan changes nothing"
+
+    first = deploy("up", "--stack", stack_name, "--http-cidr", HTTP_CIDR, "--no-wait")
+    assert [action for action, _, _ in deploy.changes(first.stdout)] == ["create"] * 15
+    assert "not waiting for the page (--no-wait)" in first.stdout
+
+    server = _only_instance(deployment)
+    assert f"URL: http://{server['PublicIpAddress']}/" in first.stdout
+    assert server["State"]["Name"] == "running"
+    assert server["InstanceType"] == instance.DEFAULT_INSTANCE_TYPE
+    assert server["MetadataOptions"]["HttpTokens"] == "required"
+    assert server["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+    assert server["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{names.instance_profile}")
+    assert server.get("KeyName") is None, "no key pair: Session Manager instead of SSH"
+    ami = deployment.ssm.get_parameter(Name=instance.AMI_PARAMETER.format(arch="x86_64"))["Parameter"]
+    assert server["ImageId"] == ami["Value"]
+    tags = tag_dict(server["Tags"])
+    assert tags[STACK_TAG] == stack_name
+    assert tags["Name"] == stack_name
+    assert tags[instance.BUNDLE_TAG] == bundle.build(ROOT).digest
+    assert tags[instance.WORKERS_TAG] == "1"
+    volumes = deployment.ec2.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [server["InstanceId"]]}]
+    )["Volumes"]
+    assert [(volume["Encrypted"], tag_dict(volume.get("Tags")).get(STACK_TAG)) for volume in volumes] == [
+        (True, stack_name)
+    ]
+
+    (group,) = server["SecurityGroups"]
+    assert group["GroupName"] == names.security_group
+    rules = _ingress(deployment, group["GroupId"])
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in rules] == [("tcp", 80, 80)]
+    assert [ip["CidrIp"] for ip in rules[0]["IpRanges"]] == [HTTP_CIDR]
+    assert [rules[0][other] for other in ("Ipv6Ranges", "UserIdGroupPairs", "PrefixListIds")] == [[], [], []]
+
+    role = deployment.iam.get_role(RoleName=names.instance_role)["Role"]
+    assert role["AssumeRolePolicyDocument"] == iam.ec2_trust_policy()
+    assert tag_dict(role["Tags"]) == {STACK_TAG: stack_name}
+    assert _inline_policy(deployment) == iam.instance_policy(names)
+    attached = deployment.iam.list_attached_role_policies(RoleName=names.instance_role)["AttachedPolicies"]
+    assert [policy["PolicyArn"] for policy in attached] == [iam.SESSION_MANAGER_POLICY_ARN]
+    profile = deployment.iam.get_instance_profile(InstanceProfileName=names.instance_profile)[
+        "InstanceProfile"
+    ]
+    assert [r["RoleName"] for r in profile["Roles"]] == [names.instance_role]
+    assert tag_dict(profile["Tags"]) == {STACK_TAG: stack_name}
+
+    secret = deployment.ssm.get_parameter(Name=names.secret_key_parameter, WithDecryption=True)["Parameter"]
+    assert secret["Type"] == "SecureString"
+    assert len(secret["Value"]) == 64
+    user_data = base64.b64decode(
+        deployment.ec2.describe_instance_attribute(InstanceId=server["InstanceId"], Attribute="userData")[
+            "UserData"
+        ]["Value"]
+    ).decode()
+    assert names.secret_key_parameter in user_data
+    assert secret["Value"] not in user_data, "the secret is read at boot, never written into user data"
+    assert secret["Value"] not in first.stdout + first.stderr, "the secret is never printed"
+    stored = deployment.clients.s3.get_object(Bucket=names.log_bucket, Key=names.bundle_key)
+    assert secret["Value"].encode() not in stored["Body"].read()
+    block = deployment.clients.s3.get_public_access_block(Bucket=names.log_bucket)
+    assert all(block["PublicAccessBlockConfiguration"].values())
+
+    again = deploy("up", "--stack", stack_name, "--no-wait")
+    assert {action for action, _, _ in deploy.changes(again.stdout)} == {"ok"}
+    assert len(deploy.changes(again.stdout)) == 15
+    assert [found["InstanceId"] for found in _all_instances(deployment)] == [server["InstanceId"]]
+    assert _ingress(deployment, group["GroupId"]) == rules, "the CIDR given first is kept"
+    assert _inline_policy(deployment) == iam.instance_policy(names)
+    assert deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"] == []
+
+    shown = deploy("status", "--stack", stack_name).stdout
+    assert f"{server['InstanceId']}" in shown
+    assert "running, t3.micro" in shown
+    assert f"http://{server['PublicIpAddress']}/" in shown
+    assert f"{names.requests_queue}" in shown
+    assert "0 visible, 0 in flight, 0 delayed" in shown
+    assert "missing" not in shown
+
+
+def _copy_of_the_source(destination: Path) -> Path:
+    for name in bundle.bundle_files(ROOT):
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    return destination
+
+
+def test_a_code_change_rolls_out_to_the_same_instance(deploy, inspect, stack_name, tmp_path) -> None:
+    source = _copy_of_the_source(tmp_path / "source")
+    deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait")
+    deployment = inspect(stack_name)
+    server = _only_instance(deployment)
+
+    with (source / "services/worker/compute.py").open("a") as changed:
+        changed.write("\n# a change\n")
+    new_digest = bundle.build(source).digest
+    planned = deploy.changes(deploy("plan", "--stack", stack_name, "--source", str(source)).stdout)
+    assert [(a, r) for a, r, _ in planned if a != "ok"] == [("update", "bundle"), ("update", "instance")]
+    assert f"roll out bundle {new_digest[:12]}" in planned[-1][2]
+    assert deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"] == []
+
+    rolled = deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait")
+    assert "the rollout (docker compose up --build on the instance): success" in rolled.stdout
+    assert [found["InstanceId"] for found in _all_instances(deployment)] == [server["InstanceId"]]
+    (command,) = deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]
+    assert command["DocumentName"] == "AWS-RunShellScript"
+    script = "\n".join(command["Parameters"]["commands"])
+    assert "aws s3 cp" in script
+    assert "--scale worker=" in script
+    assert script.rstrip().endswith("/opt/qcompute/release.sh 1")
+    tags = tag_dict(_only_instance(deployment)["Tags"])
+    assert tags[instance.BUNDLE_TAG] == new_digest
+    assert _only_instance(deployment)["PublicIpAddress"] == server["PublicIpAddress"], "same URL"
+
+    more = deploy("up", "--stack", stack_name, "--source", str(source), "--workers", "3", "--no-wait")
+    assert ("update", "instance") in [(a, r) for a, r, _ in deploy.changes(more.stdout)]
+    assert len(deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]) == 2
+    assert tag_dict(_only_instance(deployment)["Tags"])[instance.WORKERS_TAG] == "3"
+
+    settled = deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait")
+    assert {action for action, _, _ in deploy.changes(settled.stdout)} == {"ok"}
+    assert len(deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]) == 2
+
+
+def test_up_repairs_what_was_changed_by_hand(deploy, inspect, stack_name) -> None:
+    deploy("up", "--stack", stack_name, "--no-wait")
+    deployment = inspect(stack_name)
+    server = _only_instance(deployment)
+    (group,) = server["SecurityGroups"]
+    ssh = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    deployment.ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[ssh])
+    deployment.ec2.modify_instance_metadata_options(InstanceId=server["InstanceId"], HttpTokens="optional")
+    deployment.ec2.stop_instances(InstanceIds=[server["InstanceId"]])
+
+    repaired = deploy.changes(deploy("up", "--stack", stack_name, "--no-wait").stdout)
+    assert [(a, r) for a, r, _ in repaired if a != "ok"] == [
+        ("update", "security group"),
+        ("update", "instance"),
+    ]
+    assert "start, IMDSv2 and hop limit 2" in repaired[-1][2]
+    rules = _ingress(deployment, group["GroupId"])
+    assert [(r["FromPort"], [ip["CidrIp"] for ip in r["IpRanges"]]) for r in rules] == [(80, ["0.0.0.0/0"])]
+    again = _only_instance(deployment)
+    assert again["InstanceId"] == server["InstanceId"]
+    assert again["State"]["Name"] == "running"
+    assert again["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_down_removes_the_stack_and_leaves_its_neighbour_alone(deploy, inspect, stack_name) -> None:
+    neighbour = f"{stack_name}-2"
+    deploy("up", "--stack", stack_name, "--no-wait")
+    deploy("up", "--stack", neighbour, "--no-wait")
+    ours, theirs = inspect(stack_name), inspect(neighbour)
+    our_server, their_server = _only_instance(ours), _only_instance(theirs)
+
+    removed = deploy("down", "--stack", stack_name, "--yes")
+    assert {action for action, _, _ in deploy.changes(removed.stdout)} == {"delete"}
+    assert f"stack {stack_name!r} is removed from {REGION}: nothing of it remains" in removed.stdout
+    assert stack.leftovers(ours) == []
+    assert [found["State"]["Name"] for found in _all_instances(ours)] == ["terminated"]
+    assert _all_instances(ours)[0]["InstanceId"] == our_server["InstanceId"]
+    queues = ours.clients.sqs.list_queues(QueueNamePrefix=stack_name).get("QueueUrls", [])
+    assert queues
+    assert all(url.rsplit("/", 1)[-1].startswith(f"{neighbour}-") for url in queues)
+    buckets = [b["Name"] for b in ours.clients.s3.list_buckets()["Buckets"]]
+    assert ours.names.log_bucket not in buckets
+    assert theirs.names.log_bucket in buckets
+
+    again = deploy("down", "--stack", stack_name, "--yes")
+    assert deploy.changes(again.stdout) == []
+    assert "nothing to do" in again.stdout
+
+    assert _only_instance(theirs)["InstanceId"] == their_server["InstanceId"]
+    assert _only_instance(theirs)["State"]["Name"] == "running"
+    intact = deploy("plan", "--stack", neighbour)
+    assert {action for action, _, _ in deploy.changes(intact.stdout)} == {"ok"}, intact.stdout
+
+
+def test_down_asks_first_and_removes_nothing_without_the_stack_name(deploy, inspect, stack_name) -> None:
+    deploy("up", "--stack", stack_name, "--no-wait")
+    refused = deploy("down", "--stack", stack_name, ok=False)
+    assert refused.returncode == 1
+    assert "nothing removed" in refused.stdout
+    assert _only_instance(inspect(stack_name))["State"]["Name"] == "running"

@@ -1,0 +1,143 @@
+"""The services' permissions: exact actions on the stack's own ARNs, never a neighbour's, never "*"."""
+
+from __future__ import annotations
+
+import json
+from fnmatch import fnmatchcase
+
+import pytest
+
+from qcompute import iam
+from qcompute.names import STACK_TAG, StackNames
+
+NAMES = StackNames("demo", "123456789012", "eu-west-1")
+# The most confusable neighbours: one name is ours plus a suffix, the other starts like our reply queues.
+NEIGHBOURS = [
+    StackNames("demo-2", "123456789012", "eu-west-1"),
+    StackNames("demo-reply", "123456789012", "eu-west-1"),
+]
+ACCOUNT_QUEUES = "arn:aws:sqs:eu-west-1:123456789012:*"
+
+
+def _grants(policy: dict) -> set[tuple[str, str]]:
+    return {
+        (action, resource)
+        for statement in policy["Statement"]
+        for action in statement["Action"]
+        for resource in statement["Resource"]
+    }
+
+
+def _actions(policy: dict) -> set[str]:
+    return {action for action, _ in _grants(policy)}
+
+
+def test_each_service_gets_exactly_the_actions_its_code_calls() -> None:
+    consume = {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
+    assert _actions(iam.frontend_policy(NAMES)) == {
+        "sqs:SendMessage",
+        "sqs:GetQueueUrl",
+        "sqs:GetQueueAttributes",
+        "sqs:CreateQueue",
+        "sqs:DeleteQueue",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:TagQueue",
+        "sqs:ListQueueTags",
+        "sqs:ListQueues",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+    }
+    assert _actions(iam.worker_policy(NAMES)) == consume | {
+        "sqs:SendMessage",
+        "sns:Publish",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+    }
+    assert _actions(iam.logger_policy(NAMES)) == consume | {
+        "sqs:SendMessage",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    }
+
+
+def test_the_grants_that_matter_are_where_they_belong() -> None:
+    bucket = NAMES.bucket_arn
+    frontend, worker, logger = (
+        _grants(iam.frontend_policy(NAMES)),
+        _grants(iam.worker_policy(NAMES)),
+        _grants(iam.logger_policy(NAMES)),
+    )
+    assert ("sqs:SendMessage", NAMES.queue_arn("demo-requests")) in frontend
+    assert ("sqs:DeleteQueue", NAMES.queue_arn("demo-reply-*")) in frontend
+    assert ("sqs:GetQueueAttributes", NAMES.queue_arn("demo-logs-dlq")) in frontend
+    assert ("sqs:ListQueues", ACCOUNT_QUEUES) in frontend
+    assert ("s3:GetObject", f"{bucket}/logs/*") in frontend
+    assert ("sqs:SendMessage", NAMES.queue_arn("demo-requests-dlq")) in worker
+    assert ("sqs:SendMessage", NAMES.queue_arn("demo-reply-*")) in worker
+    assert ("sns:Publish", NAMES.results_topic_arn) in worker
+    assert ("s3:PutObject", f"{bucket}/logs/*") in logger
+    assert ("s3:PutObject", f"{bucket}/logs/*") not in frontend | worker, "only the logger writes the log"
+    assert ("sqs:ReceiveMessage", NAMES.queue_arn("demo-requests")) not in frontend | logger
+
+
+def _theirs(neighbour: StackNames) -> list[str]:
+    return [
+        *(neighbour.queue_arn(queue) for queue in (neighbour.requests_queue, neighbour.requests_dlq)),
+        *(neighbour.queue_arn(queue) for queue in (neighbour.log_queue, neighbour.log_dlq)),
+        neighbour.queue_arn(f"{neighbour.reply_queue_prefix}host-1-abcd"),
+        neighbour.results_topic_arn,
+        neighbour.bucket_arn,
+        f"{neighbour.bucket_arn}/logs/2026/01/01/x.json",
+        neighbour.secret_key_parameter_arn,
+    ]
+
+
+# Reading names and tags is how the frontend tells its own reply queues from a neighbour's.
+READ_ONLY_LISTING = {"sqs:ListQueues", "sqs:ListQueueTags"}
+
+
+@pytest.mark.parametrize(
+    "build", [*iam.SERVICE_POLICIES.values(), iam.instance_boot_policy, iam.instance_policy]
+)
+def test_no_wildcard_resource_and_nothing_of_a_neighbour(build) -> None:
+    for statement in build(NAMES)["Statement"]:
+        for resource in statement["Resource"]:
+            assert resource != "*", statement["Sid"]
+            if resource == ACCOUNT_QUEUES:
+                assert statement["Action"] == ["sqs:ListQueues"], "only ListQueues has no per-queue resource"
+            exposed = [arn for n in NEIGHBOURS for arn in _theirs(n) if fnmatchcase(arn, resource)]
+            if not exposed or set(statement["Action"]) <= READ_ONLY_LISTING:
+                continue
+            # The reply-queue wildcard matches a stack called "<ours>-reply": our tag must decide.
+            condition = statement.get("Condition", {}).get("StringEquals", {})
+            assert condition in (
+                {f"aws:ResourceTag/{STACK_TAG}": "demo"},
+                {f"aws:RequestTag/{STACK_TAG}": "demo"},
+            ), (statement["Sid"], exposed)
+
+
+def test_the_instance_policy_merges_the_services_and_fits_iam() -> None:
+    policy = iam.instance_policy(NAMES)
+    expected = {grant for build in iam.SERVICE_POLICIES.values() for grant in _grants(build(NAMES))}
+    expected |= _grants(iam.instance_boot_policy(NAMES))
+    assert _grants(policy) == expected
+    sids = [statement["Sid"] for statement in policy["Statement"]]
+    assert len(sids) == len(set(sids))
+    assert ("s3:GetObject", f"{NAMES.bucket_arn}/deploy/bundle.tar.gz") in expected
+    assert (
+        "ssm:GetParameter",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/qcompute/demo/secret-key",
+    ) in expected
+    # IAM's limit for a role's inline policies, white space not counted.
+    assert len(json.dumps(policy, separators=(",", ":"))) < 10_240
