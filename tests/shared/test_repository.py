@@ -63,3 +63,17 @@ def test_the_images_install_with_the_lock_file_as_constraints() -> None:
         dockerfile = (ROOT / f"services/{service}/Dockerfile").read_text()
         assert "-c /src/requirements/lock.txt" in dockerfile, service
     assert "localstack/localstack:4.14.0" in (ROOT / "compose.local.yaml").read_text()
+
+
+def test_every_shell_script_is_shellcheck_clean() -> None:
+    scripts = [
+        name
+        for name in _tracked_files()
+        if name.endswith(".sh")
+        or (ROOT / name).read_bytes().startswith(b"#!/usr/bin/env bash")
+        or (ROOT / name).read_bytes().startswith(b"#!/bin/sh")
+    ]
+    assert "scripts/test" in scripts
+    assert "localstack/ready.d/provision.sh" in scripts
+    checked = subprocess.run(["shellcheck", "-x", *scripts], cwd=ROOT, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
