@@ -1,0 +1,139 @@
+"""The deployment's IAM policies (qcompute.iam) allow every AWS call each service really makes.
+
+The services run with a start-up hook (tests/harness/record_calls) that records each call; a
+scenario walks every path (replies, claim checks both ways, the visibility heartbeat, poison
+messages, the reply-queue sweep, history and status); each call is then checked against the service's
+policy: its IAM action, on the exact resource it touched, and the tag conditions. tests/deploy checks
+the other direction: that the policies grant nothing beyond these actions, and never `*`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import pytest
+import requests
+
+from frontend.replies import HEARTBEAT_TAG
+from harness import client
+from harness.fixtures import queue_depth, queue_url, send_request
+from harness.services import ROOT
+from harness.waiting import eventually
+from qcompute import iam
+from qcompute.names import STACK_TAG, StackNames
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("frontend", "worker", "logger")
+# Calls authorized under another action's name; the rest are "<service>:<Operation>".
+AUTHORIZED_AS = {
+    "SendMessageBatch": "sqs:SendMessage",
+    "DeleteMessageBatch": "sqs:DeleteMessage",
+    "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "PublishBatch": "sns:Publish",
+    "HeadObject": "s3:GetObject",
+    "ListObjectsV2": "s3:ListBucket",
+    "DeleteObjects": "s3:DeleteObject",
+}
+NEEDS_NO_PERMISSION = {"GetCallerIdentity"}
+
+
+def _authorizations(call: dict, names: StackNames) -> list[tuple[str, str]]:
+    """The (action, resource ARN) pairs IAM checks for one recorded call."""
+    operation, params = call["operation"], call["params"]
+    action = AUTHORIZED_AS.get(operation, f"{call['service']}:{operation}")
+    if call["service"] == "sqs":
+        if operation == "ListQueues":
+            return [(action, f"arn:aws:sqs:{names.region}:{names.account_id}:*")]
+        queue = params.get("QueueName") or params["QueueUrl"].rsplit("/", 1)[-1]
+        return [(action, names.queue_arn(queue))]
+    if call["service"] == "sns":
+        return [(action, params["TopicArn"])]
+    if operation == "DeleteObjects":
+        return [(action, f"{names.bucket_arn}/{item['Key']}") for item in params["Delete"]["Objects"]]
+    key = params.get("Key")
+    return [(action, f"{names.bucket_arn}/{key}" if key else names.bucket_arn)]
+
+
+def _denial(policy: dict, action: str, resource: str, call: dict, names: StackNames) -> str | None:
+    for statement in policy["Statement"]:
+        if action not in statement["Action"]:
+            continue
+        if not any(fnmatchcase(resource, pattern) for pattern in statement["Resource"]):
+            continue
+        condition = statement.get("Condition", {}).get("StringEquals", {})
+        request_tag = condition.get(f"aws:RequestTag/{STACK_TAG}")
+        if request_tag is not None:
+            tags = call["params"].get("tags") or call["params"].get("Tags") or {}
+            if tags.get(STACK_TAG) != request_tag:
+                continue
+        # aws:ResourceTag conditions are met: every reply queue is created with the stack tag, which
+        # the RequestTag condition above makes sure of.
+        return None
+    return f"{action} on {resource}"
+
+
+def _record(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, tmp_path) -> None:
+    names, sqs = stack.clients.names, stack.clients.sqs
+    files = {service: tmp_path / f"{service}.jsonl" for service in SERVICES}
+
+    def recorded(service: str) -> dict:
+        hook = ROOT / "tests/harness/record_calls"
+        return {"PYTHONPATH": f"{ROOT / 'services'}:{hook}", "RECORD_AWS_CALLS": files[service]}
+
+    # A reply queue left by a dead process, for the sweep; a visibility timeout the heartbeat must beat.
+    sqs.create_queue(
+        QueueName=f"{names.reply_queue_prefix}gone-1-ffff",
+        tags={**names.tags, HEARTBEAT_TAG: str(int(time.time()) - 7200)},
+    )
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url(stack, "requests_queue"), Attributes={"VisibilityTimeout": "3"}
+    )
+    worker = run.worker(**recorded("worker"))
+    run.logger(**recorded("logger"))
+    front = run.frontend(WEB_WORKERS=1, **recorded("frontend"))
+
+    small = client.compute(front.url, [1, 2, 3])
+    large = client.compute(front.url, list(range(30_000)), ["sorted"])  # results through S3
+    assert large["results"]["sorted"][-1] == 29_999
+    client.compute(front.url, list(range(10**17, 10**17 + 20_000)), ["sum"])  # numbers through S3
+    for start in (10**17, 2 * 10**17):  # lcm of thousands of distinct numbers: seconds of work
+        send_request(stack, list(range(start, start + 9_000)), ["lcm"], reply_to=None)
+    worker.wait_for_event("visibility_extended", timeout=120)
+    sqs.send_message(QueueUrl=queue_url(stack, "requests_queue"), MessageBody="poison")
+    stack.clients.sns.publish(TopicArn=names.results_topic_arn, Message="poison")
+    eventually(lambda: queue_depth(stack, queue_url(stack, "log_dlq")) == 1, what="the logger's dead letter")
+    eventually(
+        lambda: queue_depth(stack, queue_url(stack, "requests_dlq")) == 1, what="the worker's dead letter"
+    )
+    eventually(lambda: client.result(front.url, small["id"]).status_code == 200, what="a result")
+    time.sleep(1)
+    for path in ("/history", "/status", f"/requests/{small['id']}"):
+        assert requests.get(front.url + path, timeout=60).status_code == 200
+    front.wait_for_event("reply_queue_swept", timeout=60)
+    run.stop_all()
+
+    policies = {service: iam.SERVICE_POLICIES[service](names) for service in SERVICES}
+    denied: dict[str, set[str]] = {}
+    seen: dict[str, set[str]] = {}
+    for service in SERVICES:
+        calls = [c for c in _record(files[service]) if c["operation"] not in NEEDS_NO_PERMISSION]
+        assert calls, f"no calls recorded for {service}"
+        for call in calls:
+            for action, resource in _authorizations(call, names):
+                seen.setdefault(service, set()).add(action)
+                problem = _denial(policies[service], action, resource, call, names)
+                if problem:
+                    denied.setdefault(service, set()).add(problem)
+    assert denied == {}, "calls the deployment's policies would refuse"
+    # The scenario reached the paths that need the rarer permissions.
+    assert {"sqs:DeleteQueue", "sqs:CreateQueue", "s3:PutObject", "sqs:ListQueues"} <= seen["frontend"]
+    assert {"sqs:ChangeMessageVisibility", "sns:Publish", "s3:PutObject", "sqs:SendMessage"} <= seen["worker"]
+    assert {"s3:DeleteObject", "s3:PutObject", "sqs:SendMessage"} <= seen["logger"]
