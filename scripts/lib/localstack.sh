@@ -1,18 +1,13 @@
 # shellcheck shell=bash
-# Sourced by scripts/test and scripts/soak; needs ROOT. Runs LocalStack 4.14.0 as a plain process
+# Sourced by scripts/test, scripts/soak and scripts/bench; needs ROOT. Runs LocalStack 4.14.0 as a plain process
 # ("host mode": no image can be pulled here) at LOCALSTACK_ENDPOINT, from its own Python 3.13
 # virtualenv built from the frozen requirement set, and stops it when the calling script exits.
 # shellcheck source=scripts/lib/python313.sh
 . "$ROOT/scripts/lib/python313.sh"
 LOCALSTACK_VENV=$ROOT/.cache/localstack-venv
 
-start_localstack() {
-  export LOCALSTACK_ENDPOINT=${LOCALSTACK_ENDPOINT:-http://127.0.0.1:4566}
-  local log=$ROOT/test-artifacts/localstack.log
-  if curl -fsS "$LOCALSTACK_ENDPOINT/_localstack/health" >/dev/null 2>&1; then
-    echo "using the LocalStack already answering at $LOCALSTACK_ENDPOINT"
-    return
-  fi
+# LocalStack's own virtualenv, rebuilt only when the frozen set changes.
+ensure_localstack_venv() {
   if [ ! -x "$LOCALSTACK_VENV/bin/python" ] || ! cmp -s "$ROOT/requirements/localstack-host.txt" "$LOCALSTACK_VENV/.requirements"; then
     printf '\n==> installing LocalStack 4.14.0 (host mode) in .cache/localstack-venv\n'
     rm -rf "$LOCALSTACK_VENV"
@@ -21,6 +16,16 @@ start_localstack() {
     "$LOCALSTACK_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$ROOT/requirements/localstack-host.txt"
     cp "$ROOT/requirements/localstack-host.txt" "$LOCALSTACK_VENV/.requirements"
   fi
+}
+
+start_localstack() {
+  export LOCALSTACK_ENDPOINT=${LOCALSTACK_ENDPOINT:-http://127.0.0.1:4566}
+  local log=$ROOT/test-artifacts/localstack.log
+  if curl -fsS "$LOCALSTACK_ENDPOINT/_localstack/health" >/dev/null 2>&1; then
+    echo "using the LocalStack already answering at $LOCALSTACK_ENDPOINT"
+    return
+  fi
+  ensure_localstack_venv
   printf '\n==> starting LocalStack on %s\n' "${LOCALSTACK_ENDPOINT#http://}"
   mkdir -p "$ROOT/test-artifacts" "$ROOT/.cache/localstack-data"
   GATEWAY_LISTEN=${LOCALSTACK_ENDPOINT#http://} SERVICES=sqs,sns,s3,sts DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 \

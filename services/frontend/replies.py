@@ -170,9 +170,11 @@ class ReplyChannel:
             if reply["correlation_id"] != waiter.correlation_id:
                 log.warning("reply_correlation_mismatch")
                 return
-            if waiter.reply is None:
-                waiter.reply, waiter.received_at = reply, received_at
-                waiter.event.set()
+            if waiter.reply is not None:
+                log.info("reply_duplicate_ignored")  # a redelivery before the waiter woke up
+                return
+            waiter.reply, waiter.received_at = reply, received_at
+            waiter.event.set()
 
     # --- the listener thread --------------------------------------------------------------------------
 

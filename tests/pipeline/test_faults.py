@@ -102,10 +102,9 @@ def test_the_logger_stopped_and_restarted_writes_every_record_once(stack, run) -
     expected = {contract.log_key(request_id) for request_id in first + second}
     eventually(lambda: set(log_keys(stack)) == expected, timeout=180, what="all 40 log objects")
     assert len(log_keys(stack)) == 40
+    # Written exactly once each (a redelivery, which SQS may make, is refused by the conditional put).
     written = (len(logger.events("logged")), len(restarted.events("logged")))
-    again = (logger.events("already_logged"), restarted.events("already_logged"))
-    assert sum(written) == 40, f"every record written exactly once: {written}, refused again: {again}"
-    assert again == ([], [])
+    assert sum(written) == 40, f"every record written exactly once: {written}"
     assert queue_depth(stack, queue_url(stack, "log_queue")) == 0
 
 
@@ -151,7 +150,7 @@ def test_duplicate_deliveries_show_one_reply_and_write_one_log(stack, run) -> No
         sqs.send_message(QueueUrl=requests_url, MessageBody=message["Body"])
     sqs.delete_message(QueueUrl=requests_url, ReceiptHandle=message["ReceiptHandle"])
 
-    worker = run.worker()
+    worker = run.worker(CONSUMER_LOOPS=1)  # exactly the two deliveries made here, none by moto's races
     worker.wait_for_event("computed", count=2, timeout=120)
     front.wait_for_event("reply_duplicate_ignored", timeout=60)
     assert client.until_done(front.url, request_id)["results"] == {"sum": 9}
