@@ -1,0 +1,77 @@
+"""Celery on the same emulator, the same operations and the same client load: `.delay(...).get(...)`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from bench import children, clients
+from bench.celery_app import TASK_NAME, make_app
+from bench.load import Caller, Load, Measured, run
+from bench.workload import OPERATIONS, check, numbers_for
+from harness.backend import Backend
+from harness.services import ServiceProcess
+
+RESULT_TIMEOUT_SECONDS = 30
+# How often `.get()` asks the S3 backend (Celery's default is 0.5 s): a tenth of that is what someone
+# tuning for latency would pick, and each poll is a HEAD (and a GET once done) on the emulator.
+POLL_SECONDS = 0.05
+READY_TIMEOUT_SECONDS = 90
+
+
+def worker_process(backend: Backend, log_dir: Path, workers: int, prefix: str) -> ServiceProcess:
+    """One Celery worker with its default pool (prefork) of `workers` processes."""
+    args = ["-A", "bench.celery_worker", "worker", "--pool", "prefork", "--concurrency", str(workers)]
+    args += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    settings = {
+        "BENCH_CELERY_ENDPOINT": backend.endpoint,
+        "BENCH_CELERY_PREFIX": prefix,
+        "BENCH_CELERY_BUCKET": prefix,
+    }
+    return children.python_module(f"celery-{prefix}", "celery", args, backend, log_dir, **settings)
+
+
+def measure(
+    backend: Backend, log_dir: Path, workers: int, loads: Sequence[Load], poll_seconds: float = POLL_SECONDS
+) -> Iterator[tuple[Load, Measured]]:
+    """Each load with a fresh worker, queue and result bucket, as a supervisor would restart a worker:
+    one that dies under a load (see `exit_reason`) does not fail the next load too."""
+    for load in loads:
+        yield load, measure_one(backend, log_dir, workers, load, poll_seconds)
+
+
+def measure_one(backend: Backend, log_dir: Path, workers: int, load: Load, poll_seconds: float) -> Measured:
+    sqs, s3 = clients.client(backend, "sqs"), clients.client(backend, "s3")
+    prefix = clients.scratch_name("bench-celery")
+    s3.create_bucket(Bucket=prefix)
+    app = make_app(backend.endpoint, prefix, prefix, pool_limit=2 * load.clients)
+    task = app.tasks[TASK_NAME]
+
+    def factory() -> Caller:
+        def call(index: int) -> None:
+            numbers = numbers_for(index)
+            result = task.delay(numbers, OPERATIONS)
+            check(numbers, result.get(timeout=RESULT_TIMEOUT_SECONDS, interval=poll_seconds))
+
+        return call
+
+    worker = worker_process(backend, log_dir, workers, prefix)
+    try:
+        with children.started([worker]):
+            task.delay([1], ["sum"]).get(timeout=READY_TIMEOUT_SECONDS, interval=0.2)
+            measured = run(factory, load)
+            if worker.process is not None and worker.process.poll() is not None:
+                measured.incidents.append(exit_reason(worker))
+            return measured
+    finally:
+        app.close()
+        clients.delete_queues(sqs, prefix)
+        clients.delete_bucket(s3, prefix)
+
+
+def exit_reason(worker: ServiceProcess) -> str:
+    """Why the worker stopped during the load: the last critical line of its log."""
+    lines = worker.log_path.read_text(errors="replace").splitlines()
+    critical = [line for line in lines if "CRITICAL" in line or "Unrecoverable" in line]
+    reason = critical[-1].split("]", 1)[-1].strip() if critical else "no reason logged"
+    return f"the Celery worker exited during the load: {reason}"[:240]
