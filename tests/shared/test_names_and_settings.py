@@ -46,6 +46,18 @@ def test_region_falls_back_to_the_sdk_default_variable() -> None:
     assert settings.region == "eu-north-1"
 
 
+def test_command_line_options_win_over_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("STACK_NAME", "fromenv")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    assert StackSettings.from_options(None, None) == StackSettings("fromenv", "us-east-1")
+    assert StackSettings.from_options("demo", "eu-west-1") == StackSettings("demo", "eu-west-1")
+    assert StackSettings.from_options("demo", None) == StackSettings("demo", "us-east-1")
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    with pytest.raises(ConfigError, match="AWS_REGION is required"):
+        StackSettings.from_options("demo", None)
+
+
 def test_malformed_numbers_name_the_variable() -> None:
     with pytest.raises(ConfigError, match="MAX_NUMBERS must be a whole number, got 'many'"):
         Limits.from_env(Env({"MAX_NUMBERS": "many"}))

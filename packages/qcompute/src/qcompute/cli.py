@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from qcompute import aws
 from qcompute.provision import provision, remove
-from qcompute.settings import ConfigError, Env, StackSettings
+from qcompute.settings import ConfigError, StackSettings
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -34,13 +34,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    environ = dict(os.environ)
-    if args.stack:
-        environ["STACK_NAME"] = args.stack
-    if args.region:
-        environ["AWS_REGION"] = args.region
     try:
-        stack = StackSettings.from_env(Env(environ))
+        stack = StackSettings.from_options(args.stack, args.region)
     except ConfigError as error:
         print(f"error: {error} (or pass --stack / --region)", file=sys.stderr)
         return 2

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from qcompute import aws
-from qcompute.settings import ConfigError, Env, StackSettings
+from qcompute.settings import ConfigError, StackSettings
 
 PREVIEW_CHARACTERS = 120
 
@@ -168,10 +167,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    environ = dict(os.environ)
-    environ.update({k: v for k, v in (("STACK_NAME", args.stack), ("AWS_REGION", args.region)) if v})
     try:
-        clients = aws.connect(StackSettings.from_env(Env(environ)))
+        clients = aws.connect(StackSettings.from_options(args.stack, args.region))
         if args.command == "list":
             _print_list(clients)
         elif args.command == "show":

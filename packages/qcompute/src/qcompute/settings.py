@@ -75,6 +75,13 @@ class StackSettings:
             raise ConfigError("AWS_REGION is required but not set")
         return cls(stack=stack, region=region)
 
+    @classmethod
+    def from_options(cls, stack: str | None, region: str | None) -> StackSettings:
+        """For the command-line tools: --stack and --region, where given, win over the environment."""
+        environ = dict(os.environ)
+        environ.update({k: v for k, v in (("STACK_NAME", stack), ("AWS_REGION", region)) if v})
+        return cls.from_env(Env(environ))
+
 
 @dataclass(frozen=True)
 class Limits:

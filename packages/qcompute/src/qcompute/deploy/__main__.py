@@ -27,7 +27,7 @@ from qcompute.deploy.bundle import find_source
 from qcompute.deploy.session import DeployError, Deployment, connect, explain, uses_emulator
 from qcompute.deploy.waiting import say, wait_for_http
 from qcompute.provision import Change
-from qcompute.settings import ConfigError, Env, StackSettings
+from qcompute.settings import ConfigError, StackSettings
 
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 MAX_WORKERS = 10
@@ -163,13 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Provisioning logs each change; this command prints them itself.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    environ = dict(os.environ)
-    if args.stack:
-        environ["STACK_NAME"] = args.stack
-    if args.region:
-        environ["AWS_REGION"] = args.region
     try:
-        settings = StackSettings.from_env(Env(environ))
+        settings = StackSettings.from_options(args.stack, args.region)
     except ConfigError as error:
         print(f"error: {error} (or pass --stack / --region)", file=sys.stderr)
         return 2
