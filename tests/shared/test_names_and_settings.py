@@ -54,7 +54,7 @@ def test_command_line_options_win_over_the_environment(monkeypatch) -> None:
     assert StackSettings.from_options("demo", None) == StackSettings("demo", "us-east-1")
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    with pytest.raises(ConfigError, match="AWS_REGION is required"):
+    with pytest.raises(ConfigError, match=r"AWS_REGION is required but not set \(or pass --stack / --region"):
         StackSettings.from_options("demo", None)
 
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = StackSettings.from_options(args.stack, args.region)
     except ConfigError as error:
-        print(f"error: {error} (or pass --stack / --region)", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     where = os.environ.get("AWS_ENDPOINT_URL") or f"AWS {stack.region}"
     try:

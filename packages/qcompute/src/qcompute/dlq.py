@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"purged {name} ({purge(clients, args.queue)} message(s))")
     except ConfigError as error:
-        print(f"error: {error} (or pass --stack / --region)", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     except NoCredentialsError:
         print("error: no AWS credentials found", file=sys.stderr)

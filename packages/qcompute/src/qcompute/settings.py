@@ -80,7 +80,10 @@ class StackSettings:
         """For the command-line tools: --stack and --region, where given, win over the environment."""
         environ = dict(os.environ)
         environ.update({k: v for k, v in (("STACK_NAME", stack), ("AWS_REGION", region)) if v})
-        return cls.from_env(Env(environ))
+        try:
+            return cls.from_env(Env(environ))
+        except ConfigError as error:
+            raise ConfigError(f"{error} (or pass --stack / --region)") from None
 
 
 @dataclass(frozen=True)

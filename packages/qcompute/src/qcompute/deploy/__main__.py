@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = StackSettings.from_options(args.stack, args.region)
     except ConfigError as error:
-        print(f"error: {error} (or pass --stack / --region)", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         if args.command in {"up", "plan"}:
