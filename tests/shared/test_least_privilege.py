@@ -3,8 +3,9 @@
 The services run with a start-up hook (tests/harness/record_calls) that records each call; a
 scenario walks every path (replies, claim checks both ways, the visibility heartbeat, poison
 messages, the reply-queue sweep, history and status); each call is then checked against the service's
-policy: its IAM action, on the exact resource it touched, and the tag conditions. tests/deploy checks
-the other direction: that the policies grant nothing beyond these actions, and never `*`.
+policy: its IAM action, on the exact resource it touched (`*` for an action without resource-level
+permissions, as IAM authorizes it), and the tag conditions. tests/deploy checks the other direction:
+that the policies grant nothing beyond these actions, and `*` only for ListQueues.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def _authorizations(call: dict, names: StackNames) -> list[tuple[str, str]]:
     action = AUTHORIZED_AS.get(operation, f"{call['service']}:{operation}")
     if call["service"] == "sqs":
         if operation == "ListQueues":
-            return [(action, f"arn:aws:sqs:{names.region}:{names.account_id}:*")]
+            # No resource-level permissions: IAM matches it only with a statement on Resource "*".
+            return [(action, "*")]
         queue = params.get("QueueName") or params["QueueUrl"].rsplit("/", 1)[-1]
         return [(action, names.queue_arn(queue))]
     if call["service"] == "sns":

@@ -1,9 +1,10 @@
 """What each service may do in AWS: one least-privilege policy per service, in one place.
 
 Exact actions on the stack's exact ARNs, read off the calls each service makes (services/*, and the
-shared consumer.py, payloads.py and provision.reply_queues they use). `instance_policy` merges them
-into the inline policy of the EC2 instance role that `scripts/deploy` creates, with the two reads the
-instance itself makes at boot.
+shared consumer.py, payloads.py and provision.reply_queues they use); `"*"` only for sqs:ListQueues,
+which has no resource-level permissions. `instance_policy` merges them into the inline policy of the
+EC2 instance role that `scripts/deploy` creates, with the two reads the instance itself makes at boot.
+tests/deploy/test_iam_lint.py lints them all against AWS's action and resource reference.
 """
 
 from __future__ import annotations
@@ -103,13 +104,9 @@ def frontend_policy(names: StackNames) -> Policy:
             # Reading tags is how the sweep and the status page tell the stack's queues from others
             # that share the prefix, so it cannot depend on them.
             _statement("FrontendFindReplyQueues", ["sqs:ListQueueTags"], [_reply_queues(names)]),
-            # ListQueues has no per-queue resource: IAM matches it against the account's queue
-            # namespace, so this is as narrow as it can be. It only lists names (the sweep's prefix).
-            _statement(
-                "FrontendListReplyQueues",
-                ["sqs:ListQueues"],
-                [f"arn:aws:sqs:{names.region}:{names.account_id}:*"],
-            ),
+            # ListQueues has no resource-level permissions: IAM authorizes it only on Resource "*"
+            # (AWS's Service Authorization Reference), so it gets "*" alone. It only lists names.
+            _statement("FrontendListReplyQueues", ["sqs:ListQueues"], ["*"]),
             # The status page reads every queue's depth.
             _statement("FrontendStatus", ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"], fixed_queues),
             _statement(
