@@ -5,11 +5,12 @@ and the services as real processes."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from harness.backend import Backend, emulator
+from harness.backend import Backend, StrictLayer, emulator
 from harness.fixtures import Services, new_stack
 from harness.services import Stack
 from qcompute import contract
@@ -34,13 +35,28 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     with emulator(tmp_path_factory.mktemp("emulator")) as running:
         saved = dict(os.environ)
-        # The test process reaches the emulator exactly as the services do: SDK-standard variables.
-        os.environ.update(running.env)
+        # The test process reaches the emulator as the services do, through the SDK-standard variables,
+        # but directly: the strict layer's failures are for the code under test.
+        os.environ.update(running.direct_env)
         try:
             yield running
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+
+@pytest.fixture
+def strict(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrictLayer]:
+    """A private strict layer in front of the emulator: AWS's limits, no random faults until the test
+    asks for them. Services reach it with AWS_ENDPOINT_URL=strict.endpoint."""
+    with StrictLayer(backend.direct, tmp_path_factory.mktemp("strict"), {"latency_ms": [0, 5]}) as layer:
+        yield layer
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Resource names no other test uses."""
+    return lambda prefix: f"t{secrets.token_hex(4)}-{prefix}"
 
 
 @pytest.fixture

@@ -20,14 +20,23 @@ from qcompute.settings import StackSettings
 
 @contextmanager
 def new_stack(backend: Backend) -> Iterator[Stack]:
-    """A freshly provisioned stack with a random name, removed afterwards."""
+    """A freshly provisioned stack with a random name, removed afterwards.
+
+    The test's own clients reach the emulator directly; the services get the backend's endpoint (the
+    strict layer, when there is one).
+    """
     name = f"t{secrets.token_hex(4)}"
-    clients = aws.connect(StackSettings(stack=name, region=REGION), endpoint_url=backend.endpoint)
+    clients = aws.connect(StackSettings(stack=name, region=REGION), endpoint_url=backend.direct)
     provision(clients)
     try:
         yield Stack(name=name, clients=clients, env={**backend.env, "STACK_NAME": name})
     finally:
         remove(clients)
+
+
+def clients_via(stack: Stack, endpoint: str) -> aws.Clients:
+    """The stack's clients through another endpoint (the strict layer), as a service reaches it."""
+    return aws.connect(StackSettings(stack=stack.name, region=REGION), endpoint_url=endpoint)
 
 
 class Services:

@@ -126,7 +126,7 @@ def soak(requests_total: int, concurrency: int, workers: int, log_dir: Path, max
     try:
         with emulator(log_dir) as backend:
             # This process reaches the emulator as the services do: through the SDK's variables.
-            os.environ.update(backend.env)
+            os.environ.update(backend.direct_env)
             return _soak_stack(backend, summary, concurrency, workers, log_dir, max_seconds)
     finally:
         os.environ.clear()

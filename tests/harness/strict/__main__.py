@@ -1,0 +1,5 @@
+import sys
+
+from harness.strict.proxy import main
+
+sys.exit(main())
