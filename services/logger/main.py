@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from logger.settings import LoggerSettings
 from qcompute import aws, contract, logs, payloads
-from qcompute.consumer import Consumer, Message, Outcome, Poison, Retry, install_stop_signals
+from qcompute.consumer import Consumer, Message, Outcome, Poison, Retry, failure, install_stop_signals
 from qcompute.settings import ConfigError
 from qcompute.validation import read_integer
 
@@ -32,6 +33,9 @@ class RecordWriter:
         self.clients = clients
         self.bucket = clients.names.log_bucket
         self.pool = ThreadPoolExecutor(max_workers=10 * loops, thread_name_prefix="s3-write")
+        # One record with stored payloads at a time: a million numbers and their sorted copy are the
+        # logger's memory.
+        self.large = threading.BoundedSemaphore(1)
 
     def __call__(self, messages: Sequence[Message]) -> dict[str, Outcome]:
         outcomes = self.pool.map(self._write, messages)
@@ -47,9 +51,12 @@ class RecordWriter:
             structlog.contextvars.bind_contextvars(request_id=record["id"])
             key = contract.log_key(record["id"])
             try:
-                return self._store(record, message.body, key)
+                if not _payload_keys(record):
+                    return self._store(record, message.body, key)
+                with self.large:
+                    return self._store(record, message.body, key)
             except (BotoCoreError, ClientError) as error:
-                return Retry(f"S3 write failed: {error}")
+                return failure("S3 write failed", error)
 
     def _store(self, record: dict[str, Any], body: str, key: str) -> Outcome:
         stored = _payload_keys(record)

@@ -87,6 +87,8 @@ def test_the_grants_that_matter_are_where_they_belong() -> None:
     assert ("sqs:ListQueues", "*") in frontend
     assert ("s3:GetObject", f"{bucket}/logs/*") in frontend
     assert ("sqs:SendMessage", NAMES.queue_arn("demo-requests-dlq")) in worker
+    assert ("sqs:SendMessage", NAMES.queue_arn("demo-requests")) in worker, "put back during an outage"
+    assert ("sqs:SendMessage", NAMES.queue_arn("demo-logs")) in logger, "put back during an outage"
     assert ("sqs:SendMessage", NAMES.queue_arn("demo-reply-*")) in worker
     assert ("sns:Publish", NAMES.results_topic_arn) in worker
     assert ("s3:PutObject", f"{bucket}/logs/*") in logger

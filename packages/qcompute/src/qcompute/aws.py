@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore import exceptions as botocore_errors
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -77,6 +78,60 @@ def error_code(error: ClientError) -> str:
 
 def is_missing_queue(error: ClientError) -> bool:
     return error_code(error) in {"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"}
+
+
+# botocore's own list of throttling codes (botocore/retries/standard.py), which it retries too.
+THROTTLING_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+}
+# S3 answers 409 ConditionalRequestConflict to a conditional write racing another one ("you should
+# retry the upload"), which botocore does not retry by itself.
+TRANSIENT_CODES = {
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "ServiceUnavailable",
+    "ConditionalRequestConflict",
+}
+
+
+def is_transient(error: Exception) -> bool:
+    """Whether AWS failed rather than the request: a 5xx, throttling, a dropped or timed-out connection,
+    or credentials that could not be fetched (the instance metadata service). Such a failure that
+    outlived botocore's retries is an outage: worth waiting out, whatever its length."""
+    if isinstance(
+        error,
+        botocore_errors.ConnectionError
+        | botocore_errors.HTTPClientError
+        | botocore_errors.NoCredentialsError
+        | botocore_errors.CredentialRetrievalError,
+    ):
+        return True
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    codes = {error.response.get("Error", {}).get("Code", ""), error_code(error)}
+    return status >= 500 or status == 429 or bool(codes & (THROTTLING_CODES | TRANSIENT_CODES))
+
+
+def is_access_denied(error: Exception) -> bool:
+    return isinstance(error, ClientError) and error_code(error) in {
+        "AccessDenied",
+        "AccessDeniedException",
+    }
 
 
 def queue_url(sqs: Any, name: str) -> str:

@@ -1,9 +1,18 @@
 """The queue-consumer loop shared by the worker and the logger.
 
-Long-poll a batch, hand it to the handler, delete the successes in one call, push retryable failures
-back with a visibility delay that grows with the receive count, and move poison messages to the
-dead-letter queue with the reason attached. While a batch is being handled, a heartbeat keeps its
-messages invisible, so a slow batch is never handed to a second consumer.
+Long-poll a batch, hand it to the handler, delete the successes in one call, and act on each failure
+by its kind:
+- `Poison`: the message cannot be understood. It goes to the dead-letter queue at once, with the reason.
+- `Retry`: handling it failed. It comes back after a delay growing with its receive count, and SQS
+  moves it to the dead-letter queue after `maxReceiveCount` tries (provision.py).
+- `Outage`: AWS itself failed (5xx, throttling, a dropped connection) after botocore's own retries.
+  That says nothing about the message, so it must not spend its tries: the message is sent again as a
+  new one (its receive count starts over) with a delay, and the consumer backs off, pausing longer
+  between batches (up to 30 s) until one succeeds. Poison met meanwhile still goes to the dead-letter
+  queue at once. An outage of any length lands nothing in the dead-letter
+  queue, until it has lasted `OUTAGE_GIVE_UP_SECONDS`.
+While a batch is being handled, a heartbeat keeps its messages invisible, so a slow batch is never
+handed to a second consumer.
 
 Stopping: `stop()` (the first SIGTERM) lets the batch in hand finish; a second signal exits at once,
 and whatever was not deleted simply reappears after its visibility timeout.
@@ -11,19 +20,34 @@ and whatever was not deleted simply reappears after its visibility timeout.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from qcompute import aws
+from qcompute.contract import format_time, parse_time, utc_now
 from qcompute.logs import get_logger
 
 log = get_logger(__name__)
+
+# How many times, and since when, a message has been put back because AWS was failing.
+OUTAGE_RETRIES = "qcompute-outage-retries"
+OUTAGE_SINCE = "qcompute-outage-since"
+# An outage longer than this is not one any more: the message goes to the dead-letter queue.
+OUTAGE_GIVE_UP_SECONDS = 24 * 3600
+# The longest pause between probes while AWS fails, and the longest delay of a message put back:
+# both bound how long after an outage ends the backlog starts moving again.
+MAX_BACKOFF_SECONDS = 30
+MAX_OUTAGE_DELAY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -32,6 +56,7 @@ class Message:
     receipt_handle: str
     body: str
     receive_count: int
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_sqs(cls, raw: dict[str, Any]) -> Message:
@@ -40,12 +65,29 @@ class Message:
             receipt_handle=raw["ReceiptHandle"],
             body=raw["Body"],
             receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            attributes=raw.get("MessageAttributes", {}),
         )
+
+    @property
+    def outage_retries(self) -> int:
+        value = self.attributes.get(OUTAGE_RETRIES, {}).get("StringValue", "0")
+        return int(value) if value.isdigit() else 0
+
+    @property
+    def outage_since(self) -> str | None:
+        return self.attributes.get(OUTAGE_SINCE, {}).get("StringValue")
 
 
 @dataclass(frozen=True)
 class Retry:
-    """Try again later: a transient failure such as an AWS error."""
+    """Try again later: handling this message failed. Repeated failures lead to the dead-letter queue."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Outage:
+    """AWS failed, not the message: try again once it is back, without spending the message's tries."""
 
     reason: str
 
@@ -57,7 +99,13 @@ class Poison:
     reason: str
 
 
-Outcome = Retry | Poison | None  # None: done, delete it
+Outcome = Retry | Outage | Poison | None  # None: done, delete it
+
+
+def failure(what: str, error: Exception) -> Retry | Outage:
+    """The outcome of an AWS error: an outage when it is AWS's fault, a retry otherwise."""
+    reason = f"{what}: {error}"
+    return Outage(reason) if aws.is_transient(error) else Retry(reason)
 
 
 class BatchHandler(Protocol):
@@ -69,6 +117,47 @@ class BatchHandler(Protocol):
 def retry_delay(receive_count: int, base: int = 2, ceiling: int = 300) -> int:
     """Seconds before a failed message is visible again: 2, 4, 8, ... up to five minutes."""
     return min(ceiling, base * 2 ** max(0, receive_count - 1))
+
+
+def outage_delay(outage_retries: int, ceiling: int = MAX_OUTAGE_DELAY_SECONDS) -> int:
+    """Seconds before a message put back during an outage is delivered again: 5, 10, 20, 40, 60, 60..."""
+    return min(ceiling, 5 * 2**outage_retries)
+
+
+class Backoff:
+    """Shared by a consumer's loops: how long to wait before receiving again while AWS fails."""
+
+    def __init__(self, ceiling: float = MAX_BACKOFF_SECONDS) -> None:
+        self.ceiling = ceiling
+        self._lock = threading.Lock()
+        self.streak = 0
+        self.since: float | None = None
+        self.reason = ""
+
+    def failed(self, reason: str) -> float:
+        with self._lock:
+            self.streak += 1
+            if self.since is None:
+                self.since = time.time()
+                log.warning("consumer_backing_off", reason=reason)
+            self.reason = reason
+            return min(self.ceiling, 2**self.streak)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self.since is not None:
+                log.info("consumer_resumed", backed_off_seconds=round(time.time() - self.since, 1))
+            self.streak, self.since, self.reason = 0, None, ""
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            if self.since is None:
+                return {"state": "polling"}
+            return {
+                "state": "backing_off",
+                "since": format_time(datetime.fromtimestamp(self.since, UTC)),
+                "reason": self.reason[:500],
+            }
 
 
 class Consumer:
@@ -85,6 +174,8 @@ class Consumer:
         max_messages: int | None = None,
         health_file: Path | None = None,
         loops: int = 1,
+        max_backoff_seconds: float = MAX_BACKOFF_SECONDS,
+        max_outage_delay_seconds: int = MAX_OUTAGE_DELAY_SECONDS,
     ):
         self.sqs = sqs
         self.queue_url = queue_url
@@ -97,6 +188,9 @@ class Consumer:
         self.health_file = health_file
         self.loops = loops
         self.handled = 0
+        self.receive_error = ""
+        self.backoff = Backoff(max_backoff_seconds)
+        self.max_outage_delay_seconds = max_outage_delay_seconds
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         visibility = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])
@@ -139,27 +233,38 @@ class Consumer:
             self._beat()
             try:
                 messages = self._receive()
-                failures = 0
             except (BotoCoreError, ClientError) as error:
                 # botocore has already retried with backoff; wait longer before asking again.
                 failures += 1
-                pause = min(30, 2**failures)
+                pause = min(self.backoff.ceiling, 2**failures)
+                self.receive_error = str(error)[:500]
                 log.warning("receive_failed", error=str(error), retry_in_seconds=pause)
                 self._stopping.wait(pause)
                 continue
+            if failures:
+                log.info("receive_resumed", failures=failures)
+                failures, self.receive_error = 0, ""
             if messages:
-                self._handle(messages)
+                pause = self._handle(messages)
                 with self._lock:
                     self.handled += len(messages)
+                if pause:
+                    self._stopping.wait(pause)
             if (not messages and self.stop_when_idle) or (
                 self.max_messages is not None and self.handled >= self.max_messages
             ):
                 return
 
     def _beat(self) -> None:
-        """Touch the health file: the container's healthcheck reads its age to tell a live loop."""
+        """Write the health file: the container's healthcheck reads its age, an operator its state."""
         if self.health_file is not None:
-            self.health_file.touch()
+            state = self.backoff.state()
+            if self.receive_error:
+                state = {"state": "backing_off", "reason": f"receiving failed: {self.receive_error}"}
+            # Written aside and renamed: a reader never sees half a file, whichever loop wrote it.
+            partial = self.health_file.with_name(f".{self.health_file.name}.{threading.get_ident()}")
+            partial.write_text(json.dumps({**state, "handled": self.handled}))
+            partial.replace(self.health_file)
 
     def _receive(self) -> list[Message]:
         response = self.sqs.receive_message(
@@ -167,10 +272,12 @@ class Consumer:
             MaxNumberOfMessages=self.batch_size,
             WaitTimeSeconds=self.wait_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=[OUTAGE_RETRIES, OUTAGE_SINCE],
         )
         return [Message.from_sqs(raw) for raw in response.get("Messages", [])]
 
-    def _handle(self, messages: list[Message]) -> None:
+    def _handle(self, messages: list[Message]) -> float:
+        """Handle a batch and settle each message; return how long to pause before the next receive."""
         log.info("batch_received", count=len(messages), queue=self.queue_url)
         with self._heartbeat(messages):
             try:
@@ -178,23 +285,30 @@ class Consumer:
             except Exception as error:  # a bug in the handler must not stop the consumer
                 log.exception("batch_failed", count=len(messages))
                 outcomes = {message.message_id: Retry(f"handler error: {error!r}") for message in messages}
-        done, retry = [], []
+        done, retry, held = [], [], []
         for message in messages:
             outcome = outcomes.get(message.message_id)
             if isinstance(outcome, Poison) and not self._dead_letter(message, outcome.reason):
                 outcome = Retry("could not move the poison message to the dead-letter queue")
-            if isinstance(outcome, Retry):
+            if isinstance(outcome, Retry | Outage):
                 log.warning(
                     "message_retry",
                     message_id=message.message_id,
                     reason=outcome.reason,
                     receive_count=message.receive_count,
+                    outage=isinstance(outcome, Outage),
                 )
-                retry.append(message)
+                (held if isinstance(outcome, Outage) else retry).append(message)
             else:
                 done.append(message)
         self._delete(done)
         self._delay(retry)
+        self._hold(held, [outcomes[m.message_id].reason for m in held])
+        if held and not done:
+            return self.backoff.failed(outcomes[held[0].message_id].reason)
+        if done:
+            self.backoff.succeeded()
+        return 0
 
     def _dead_letter(self, message: Message, reason: str) -> bool:
         log.error("message_poisoned", message_id=message.message_id, reason=reason)
@@ -228,6 +342,50 @@ class Consumer:
         ]
         self._batch_call("change_message_visibility_batch", entries, messages)
 
+    def _hold(self, messages: list[Message], reasons: list[str]) -> None:
+        """Put messages AWS failed on back as new messages: their receive count starts over.
+
+        Sent first, deleted after: a failure between the two leaves a duplicate, which is harmless
+        (handling is idempotent), never a loss. What cannot be sent is only hidden for a while.
+        """
+        now = time.time()
+        entries, kept, given_up = [], [], []
+        for message, reason in zip(messages, reasons, strict=True):
+            since = message.outage_since or utc_now()
+            if now - parse_time(since).timestamp() > OUTAGE_GIVE_UP_SECONDS:
+                given_up.append((message, reason))
+                continue
+            retries = message.outage_retries
+            entries.append(
+                {
+                    "Id": str(len(entries)),
+                    "MessageBody": message.body,
+                    "DelaySeconds": outage_delay(retries, self.max_outage_delay_seconds),
+                    "MessageAttributes": {
+                        OUTAGE_RETRIES: {"DataType": "Number", "StringValue": str(retries + 1)},
+                        OUTAGE_SINCE: {"DataType": "String", "StringValue": since},
+                    },
+                }
+            )
+            kept.append(message)
+        for message, reason in given_up:
+            hours = OUTAGE_GIVE_UP_SECONDS / 3600
+            if self._dead_letter(message, f"AWS kept failing for over {hours:g} h: {reason}"):
+                self._delete([message])
+        sent: list[Message] = []
+        for batch in aws.batches(entries, "MessageBody"):
+            try:
+                response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=batch)
+            except (BotoCoreError, ClientError) as error:
+                log.warning("requeue_failed", count=len(batch), error=str(error))
+                continue
+            sent += [kept[int(entry["Id"])] for entry in response.get("Successful", [])]
+        self._delete(sent)
+        unsent = [message for message in kept if message not in sent]
+        if unsent:
+            log.info("requeue_fallback_to_visibility", count=len(unsent))
+            self._delay(unsent)
+
     def _batch_call(self, operation: str, entries: list[dict], messages: list[Message]) -> None:
         """Call a batch API, logging every entry it reports as failed; nothing is retried here:
         a message left undeleted simply comes back after its visibility timeout."""
@@ -238,12 +396,12 @@ class Consumer:
         except (BotoCoreError, ClientError) as error:
             log.warning(f"{operation}_failed", count=len(entries), error=str(error))
             return
-        for failure in response.get("Failed", []):
+        for failure_entry in response.get("Failed", []):
             log.warning(
                 f"{operation}_entry_failed",
-                message_id=messages[int(failure["Id"])].message_id,
-                code=failure.get("Code"),
-                error=failure.get("Message"),
+                message_id=messages[int(failure_entry["Id"])].message_id,
+                code=failure_entry.get("Code"),
+                error=failure_entry.get("Message"),
             )
 
     @contextmanager

@@ -127,6 +127,9 @@ def worker_policy(names: StackNames) -> Policy:
     return _document(
         [
             _statement("WorkerConsume", _CONSUME, [q(names.requests_queue)]),
+            # A message AWS failed on is put back as a new message (consumer.py: an outage does not
+            # spend the message's tries).
+            _statement("WorkerRequeue", ["sqs:SendMessage"], [q(names.requests_queue)]),
             # Poison messages go to the dead-letter queue with their reason.
             _statement("WorkerDeadLetter", ["sqs:SendMessage", "sqs:GetQueueUrl"], [q(names.requests_dlq)]),
             _statement("WorkerReply", ["sqs:SendMessage"], [_reply_queues(names)], _tagged(names)),
@@ -150,6 +153,7 @@ def logger_policy(names: StackNames) -> Policy:
     return _document(
         [
             _statement("LoggerConsume", _CONSUME, [q(names.log_queue)]),
+            _statement("LoggerRequeue", ["sqs:SendMessage"], [q(names.log_queue)]),
             _statement("LoggerDeadLetter", ["sqs:SendMessage", "sqs:GetQueueUrl"], [q(names.log_dlq)]),
             _statement("LoggerWrite", ["s3:PutObject"], [_objects(names, LOG_PREFIX)]),
             # It writes stored payloads into the record, then deletes them (DeleteObjects is
