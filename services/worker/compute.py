@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
-from qcompute import contract
+from qcompute import contract, logs
 from qcompute.operations import OPERATIONS
 from qcompute.settings import Limits
 from qcompute.validation import InputError, parse_numbers, parse_operations
 
 Results = tuple[dict[str, Any], dict[str, dict[str, str]]]
+
+log = logs.get_logger("worker")
+
+
+class ComputeFailed(RuntimeError):
+    """The computation could not run (its processes kept dying): the message is retried."""
 
 
 def compute(numbers: list[int], operations: list[str], max_result_digits: int) -> Results:
@@ -57,13 +65,15 @@ class Calculator:
         self.limits = limits
         self.parallel_from = parallel_from
         self.processes = processes
-        self.pool: ProcessPoolExecutor | None = None
-        if processes > 1:
-            # forkserver: the pool's processes are forked from a clean single-threaded server, never
-            # from this process, whose threads (heartbeat, AWS clients) make fork unsafe.
-            self.pool = ProcessPoolExecutor(
-                processes, mp_context=get_context("forkserver"), initializer=_ignore_stop_signals
-            )
+        self.pool: ProcessPoolExecutor | None = self._new_pool() if processes > 1 else None
+        self._pool_lock = threading.Lock()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: the pool's processes are forked from a clean single-threaded server, never from
+        # this process, whose threads (heartbeat, AWS clients) make fork unsafe.
+        return ProcessPoolExecutor(
+            self.processes, mp_context=get_context("forkserver"), initializer=_ignore_stop_signals
+        )
 
     def in_parallel(self, count: int, operations: list[str]) -> bool:
         return self.pool is not None and count >= self.parallel_from and len(operations) > 1
@@ -72,8 +82,24 @@ class Calculator:
         digits = self.limits.max_result_digits
         if not self.in_parallel(len(numbers), operations):
             return compute(numbers, operations, digits)
+        # A pool process that dies (the kernel's OOM killer, a kill) breaks the whole pool for good:
+        # replace it and compute once more; a second death is the message's failure.
+        pool = self.pool
+        try:
+            return self._in_pool(pool, numbers, operations)
+        except BrokenProcessPool:
+            log.warning("pool_broken", numbers=len(numbers), operations=len(operations))
+            pool = self._replace(pool)
+        try:
+            return self._in_pool(pool, numbers, operations)
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise ComputeFailed("a compute process died twice while computing this request") from None
+
+    def _in_pool(self, pool: ProcessPoolExecutor, numbers: list[int], operations: list[str]) -> Results:
         groups = [operations[i :: self.processes] for i in range(self.processes)]
-        futures = [self.pool.submit(compute, numbers, group, digits) for group in groups if group]
+        digits = self.limits.max_result_digits
+        futures = [pool.submit(compute, numbers, group, digits) for group in groups if group]
         results, errors = {}, {}
         for future in futures:
             partial_results, partial_errors = future.result()
@@ -83,6 +109,15 @@ class Calculator:
         return {n: results[n] for n in operations if n in results}, {
             n: errors[n] for n in operations if n in errors
         }
+
+    def _replace(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
+        """A new pool in place of `broken`, unless another thread has already replaced it."""
+        with self._pool_lock:
+            if self.pool is broken:
+                self.pool = self._new_pool()
+                broken.shutdown(wait=False, cancel_futures=True)
+                log.info("pool_replaced", processes=self.processes)
+            return self.pool
 
     def close(self) -> None:
         if self.pool is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,21 +15,38 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from qcompute import aws, contract, logs, payloads
-from qcompute.consumer import Consumer, Message, Outcome, Poison, Retry, install_stop_signals
+from qcompute.consumer import (
+    Consumer,
+    Message,
+    Outage,
+    Outcome,
+    Poison,
+    Retry,
+    failure,
+    install_stop_signals,
+)
 from qcompute.settings import ConfigError
 from qcompute.validation import read_integer
-from worker.compute import Calculator, answer
+from worker.compute import Calculator, ComputeFailed, answer
 from worker.settings import WorkerSettings
 
 log = logs.get_logger("worker")
 
 
+# Pauses before a reply refused by a new reply queue is sent again (see RequestHandler._send_patiently).
+# "Not found" is also what a queue of a process that died answers, so it gets less patience.
+REPLY_DENIED_PAUSES = (0.5, 1.0, 1.5, 2.0, 2.0)
+REPLY_NOT_FOUND_PAUSES = (0.5, 1.0)
+
+
 class RequestHandler:
     """Compute a batch, reply to each requester, publish every result; report each message's outcome.
 
-    A message is done only when its result is published (the logger's copy) and its reply was sent
-    or its reply queue is gone; anything else is retried, and redelivery is harmless: the result
-    lands on the same S3 key and the frontend shows one reply per request.
+    A message is done when its result is published (the logger's copy, which is what the pages read
+    when a reply does not come). Its reply is sent too, and tried again for a few seconds if refused;
+    a reply that cannot be sent is logged, not a reason to compute again. A failed publish is retried:
+    redelivery is harmless, as the result lands on the same S3 key and the frontend shows one reply
+    per request.
     """
 
     def __init__(self, clients: aws.Clients, settings: WorkerSettings, calculator: Calculator):
@@ -35,6 +54,8 @@ class RequestHandler:
         self.settings = settings
         self.calculator = calculator
         self.io = ThreadPoolExecutor(max_workers=2 * settings.loops, thread_name_prefix="send")
+        # One request large enough to travel through S3 at a time: its numbers are the worker's memory.
+        self.large = threading.BoundedSemaphore(1)
 
     def __call__(self, messages: Sequence[Message]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -51,17 +72,21 @@ class RequestHandler:
                     outcomes[message.message_id] = Poison(str(error))
                     continue
                 except (BotoCoreError, ClientError) as error:
-                    outcomes[message.message_id] = Retry(f"payload storage failed: {error}")
+                    outcomes[message.message_id] = failure("payload storage failed", error)
+                    continue
+                except ComputeFailed as error:
+                    log.error("compute_failed", error=str(error))
+                    outcomes[message.message_id] = Retry(str(error))
                     continue
                 if handled is None:
                     continue  # done long ago: its record is logged and its payloads cleaned up
                 records[message.message_id], replies[message.message_id] = handled
         # Replies and the publish go out together: a batch waits for the slower, not for both.
-        # (A record published whose reply then fails is published again on redelivery: the
-        # logger keeps the first.)
+        # (A failed publish brings the message back, and its reply is sent again: the frontend keeps
+        # the first.)
         sent = self.io.submit(self._send_replies, records, replies)
         published = self.io.submit(self._publish, records)
-        outcomes.update(sent.result())
+        sent.result()
         outcomes.update(published.result())
         return outcomes
 
@@ -69,11 +94,17 @@ class RequestHandler:
         """The request's record (fitted to a message) and where to reply, or None if long done."""
         request = contract.decode_request(message.body)
         structlog.contextvars.bind_contextvars(request_id=request["id"])
-        numbers = request.get("numbers")
-        if "numbers_ref" in request:
+        if "numbers_ref" not in request:
+            return self._compute(message, request, request.get("numbers"))
+        with self.large:
             numbers = self._stored_numbers(request)
             if numbers is None:
                 return None
+            return self._compute(message, request, numbers)
+
+    def _compute(
+        self, message: Message, request: dict[str, Any], numbers: Any
+    ) -> tuple[dict[str, Any], str | None]:
         record = answer(
             request, numbers, self.calculator, worker=self.settings.worker_name, attempt=message.receive_count
         )
@@ -123,38 +154,59 @@ class RequestHandler:
             }
         return record
 
-    def _send_replies(
-        self, records: dict[str, dict[str, Any]], reply_to: dict[str, str | None]
-    ) -> dict[str, Outcome]:
+    def _send_replies(self, records: dict[str, dict[str, Any]], reply_to: dict[str, str | None]) -> None:
         by_queue: dict[str, list[dict[str, str]]] = defaultdict(list)
         for message_id, record in records.items():
             if reply_to[message_id]:
                 body = contract.encode(contract.reply_from_record(record))
                 by_queue[reply_to[message_id]].append({"Id": message_id, "MessageBody": body})
-        outcomes: dict[str, Outcome] = {}
         for queue_url, entries in by_queue.items():
             for batch in aws.batches(entries, "MessageBody", self.settings.limits.max_message_bytes):
-                outcomes.update(self._send_reply_batch(queue_url, batch, records))
-        return outcomes
+                self._send_reply_batch(queue_url, batch, records)
 
     def _send_reply_batch(
         self, queue_url: str, batch: list[dict[str, str]], records: dict[str, dict[str, Any]]
-    ) -> dict[str, Outcome]:
+    ) -> None:
+        """Send replies; log any that cannot be delivered (their requesters find the results in the log)."""
         try:
-            response = self.clients.sqs.send_message_batch(QueueUrl=queue_url, Entries=batch)
-        except ClientError as error:
-            if aws.is_missing_queue(error):
-                # The requester is gone; its result still reaches S3, where the page finds it.
-                for entry in batch:
-                    log.warning("reply_queue_gone", request_id=records[entry["Id"]]["id"], queue=queue_url)
-                return {}
-            return {entry["Id"]: Retry(f"reply failed: {error}") for entry in batch}
-        except BotoCoreError as error:
-            return {entry["Id"]: Retry(f"reply failed: {error}") for entry in batch}
-        return {
-            failure["Id"]: Retry(f"reply failed: {failure.get('Code')} {failure.get('Message')}")
-            for failure in response.get("Failed", [])
-        }
+            response = self._send_patiently(queue_url, batch)
+        except (BotoCoreError, ClientError) as error:
+            gone = isinstance(error, ClientError) and aws.is_missing_queue(error)
+            for entry in batch:
+                log.warning(
+                    "reply_queue_gone" if gone else "reply_failed",
+                    request_id=records[entry["Id"]]["id"],
+                    queue=queue_url,
+                    error=str(error),
+                )
+            return
+        for failed in response.get("Failed", []):
+            log.warning(
+                "reply_failed",
+                request_id=records[failed["Id"]]["id"],
+                code=failed.get("Code"),
+                error=failed.get("Message"),
+            )
+
+    def _send_patiently(self, queue_url: str, batch: list[dict[str, str]]) -> dict[str, Any]:
+        """SendMessageBatch to a reply queue, waiting out what a new queue may answer at first: not
+        found for a second or so after its creation, and access denied while IAM catches up with its
+        tags (eventual consistency). Computing again would not help; waiting a little does."""
+        denied, not_found = iter(REPLY_DENIED_PAUSES), iter(REPLY_NOT_FOUND_PAUSES)
+        while True:
+            try:
+                return self.clients.sqs.send_message_batch(QueueUrl=queue_url, Entries=batch)
+            except ClientError as error:
+                if aws.is_access_denied(error):
+                    pause = next(denied, None)
+                elif aws.is_missing_queue(error):
+                    pause = next(not_found, None)
+                else:
+                    raise
+                if pause is None:
+                    raise
+                log.info("reply_refused_retrying", queue=queue_url, error=str(error), retry_in_seconds=pause)
+                time.sleep(pause)
 
     def _publish(self, records: dict[str, dict[str, Any]]) -> dict[str, Outcome]:
         entries = [
@@ -166,12 +218,12 @@ class RequestHandler:
             try:
                 response = self.clients.sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=batch)
             except (BotoCoreError, ClientError) as error:
-                outcomes.update({entry["Id"]: Retry(f"publish failed: {error}") for entry in batch})
+                outcomes.update({entry["Id"]: failure("publish failed", error) for entry in batch})
                 continue
-            for failure in response.get("Failed", []):
-                outcomes[failure["Id"]] = Retry(
-                    f"publish failed: {failure.get('Code')} {failure.get('Message')}"
-                )
+            for failed in response.get("Failed", []):
+                reason = f"publish failed: {failed.get('Code')} {failed.get('Message')}"
+                # An entry SNS failed on its side (not the sender's fault) is an outage, like a 5xx.
+                outcomes[failed["Id"]] = Retry(reason) if failed.get("SenderFault") else Outage(reason)
         return outcomes
 
 

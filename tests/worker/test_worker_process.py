@@ -1,13 +1,19 @@
-"""The worker as a real process: warm stop on SIGTERM, poison messages, vanished requesters."""
+"""The worker as a real process: warm stop on SIGTERM, poison messages, vanished requesters, dying
+compute processes, replies refused while IAM catches up."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from harness import client
 from harness.fixtures import drain, own_reply_queue, queue_depth, queue_url, read_log, send_request
 from harness.waiting import eventually
 
@@ -101,3 +107,75 @@ def test_a_reply_whose_queue_is_gone_is_dropped_and_the_result_still_logged(stac
     assert [e for e in worker.events("reply_queue_gone") if e["request_id"] == request_id]
     assert queue_depth(stack, queue_url(stack, "requests_queue")) == 0
     assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
+
+
+def _pool_processes(worker_pid: int) -> list[int]:
+    """The compute processes of a worker: children of its forkserver, which is a child of the worker."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    servers = [
+        pid
+        for pid in children.get(worker_pid, [])
+        if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    return [pid for server in servers for pid in children.get(server, [])]
+
+
+LARGE = {"WORKER_PROCESSES": 2, "PARALLEL_FROM_NUMBERS": 1000, "CONSUMER_LOOPS": 1}
+
+
+def test_a_killed_compute_process_is_replaced_and_the_next_request_computed(stack, run) -> None:
+    worker = run.worker(**LARGE)
+    replies = own_reply_queue(stack)
+    numbers = list(range(1, 5001))
+    first = send_request(stack, numbers, ["sum", "median", "max"], reply_to=replies)
+    drain(stack, replies, until=1)
+    pool = eventually(lambda: _pool_processes(worker.pid), what="the compute processes")
+    os.kill(pool[0], signal.SIGKILL)  # as the kernel's OOM killer would
+    time.sleep(1)
+
+    second = send_request(stack, numbers, ["sum", "median", "max"], reply_to=replies)
+    reply = json.loads(drain(stack, replies, until=1)[0]["Body"])
+    assert (reply["id"], reply["results"]) == (second, {"sum": 12_502_500, "median": 2500.5, "max": 5000})
+    assert worker.events("pool_replaced"), "a new pool took the broken one's place"
+    assert [e["request_id"] for e in worker.events("computed")] == [first, second], "computed once each"
+    assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
+
+
+def test_a_compute_process_killed_mid_request_is_replaced_and_the_request_computed(stack, run) -> None:
+    worker = run.worker(**LARGE)
+    run.logger()
+    replies = own_reply_queue(stack)
+    rng = random.Random(3)
+    numbers = [rng.randint(10**17, 10**18) for _ in range(8_000)]  # an lcm of seconds
+    request_id = send_request(stack, numbers, ["lcm", "count"], reply_to=replies)
+    worker.wait_for_event("batch_received", timeout=60)
+    pool = eventually(lambda: _pool_processes(worker.pid), what="the compute processes at work")
+    os.kill(pool[0], signal.SIGKILL)
+    reply = json.loads(drain(stack, replies, until=1, timeout=240)[0]["Body"])
+    assert reply["id"] == request_id
+    record = eventually(lambda: read_log(stack, request_id), timeout=120, what="the record in S3")
+    assert record["results"]["count"] == 8_000
+    assert record["results"]["lcm"] % numbers[0] == 0
+    assert worker.events("pool_broken")
+    assert worker.events("pool_replaced")
+    assert len(worker.events("computed")) == 1, "computed in the new pool, not retried as a message"
+    assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
+
+
+def test_a_reply_refused_while_iam_catches_up_is_sent_again_not_computed_again(stack, run, strict) -> None:
+    # Sends to a reply queue younger than 4 s are denied, as a tag-conditioned permission may be.
+    strict.configure(authorization_delay_seconds=4)
+    worker = run.worker(AWS_ENDPOINT_URL=strict.endpoint)
+    front = run.frontend(WEB_WORKERS=1, AWS_ENDPOINT_URL=strict.endpoint)
+    response = client.submit(front.url, [20, 22], ["sum"], wait=20)
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == {"sum": 42}
+    assert worker.events("reply_refused_retrying"), "the refusal happened and was waited out"
+    assert len(worker.events("computed")) == 1
+    assert any(f["reason"].startswith("queue created less than") for f in strict.faults())
