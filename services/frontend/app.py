@@ -52,6 +52,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         poll_seconds=settings.reply_poll_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
         idle_seconds=settings.reply_queue_idle_seconds,
+        stall_seconds=settings.reply_stall_seconds,
+        pending_timeout_seconds=settings.pending_timeout_seconds,
     )
     channel.start()
     atexit.register(channel.close)

@@ -1,6 +1,8 @@
 """gunicorn settings for the frontend; process and thread counts come from the environment."""
 
 import os
+import signal
+import threading
 
 from qcompute import logs
 
@@ -26,6 +28,22 @@ logconfig_dict = logs.dict_config(
 control_socket_disable = True
 # Containers have no writable /tmp by default when read-only; /dev/shm is always memory.
 worker_tmp_dir = os.environ.get("WORKER_TMP_DIR", "/dev/shm")  # noqa: S108 - gunicorn heartbeat files
+
+
+def post_worker_init(worker):
+    """On SIGTERM, requests waiting for a reply answer at once with their id (202), before gunicorn's
+    graceful timeout could cut them off; then gunicorn's own handler stops the worker as usual."""
+    channel = getattr(worker.wsgi, "extensions", {}).get("replies")
+    stop = signal.getsignal(signal.SIGTERM)
+    if channel is None or not callable(stop):
+        return
+
+    def drain_then_stop(signum, frame):
+        # Not in the handler itself: it may interrupt a thread holding the channel's lock.
+        threading.Thread(target=channel.drain, name="drain", daemon=True).start()
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, drain_then_stop)
 
 
 def worker_exit(server, worker):

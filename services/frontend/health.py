@@ -18,9 +18,12 @@ def healthz() -> Any:
 
 @blueprint.get("/readyz")
 def readyz() -> Any:
-    """The process can serve: its request queue answers and its reply queue is being read."""
+    """The process can serve: its request queue answers, its reply queue is being read, and replies
+    arrive (not stalled with requests outstanding)."""
     submissions = current_app.extensions["submissions"]
-    checks = {"reply_queue": current_app.extensions["replies"].is_ready()}
+    channel = current_app.extensions["replies"]
+    replies = channel.health()
+    checks = {"reply_queue": channel.is_ready(), "replies": replies["ok"]}
     try:
         submissions.clients.sqs.get_queue_attributes(
             QueueUrl=submissions.requests_url, AttributeNames=["QueueArn"]
@@ -29,4 +32,9 @@ def readyz() -> Any:
     except (BotoCoreError, ClientError):
         checks["request_queue"] = False
     ready = all(checks.values())
-    return jsonify(status="ready" if ready else "not_ready", checks=checks), 200 if ready else 503
+    document = {
+        "status": "ready" if ready else "not_ready",
+        "checks": checks,
+        "problems": replies["problems"],
+    }
+    return jsonify(document), 200 if ready else 503

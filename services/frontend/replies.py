@@ -4,6 +4,11 @@ A shared reply queue read by several processes hands replies to the wrong proces
 request-response guidance: never share one). So every process creates its own queue at start, names
 it in each request (`reply_to`), deletes it at a clean exit, and tags it with a heartbeat; queues of
 processes that died without cleaning up are swept by the others once their heartbeat is stale.
+
+Two threads: the listener only receives replies, so nothing else can hold them up; the housekeeper
+re-tags the queue and sweeps. SQS limits tagging calls per account, so they are few and bounded: one
+heartbeat a minute, a sweep every third of the idle period, and the status page's view of the reply
+queues is cached rather than read per viewer.
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ HEARTBEAT_TAG = "qcompute:heartbeat"
 REPLY_RETENTION_SECONDS = 300
 # Completed replies kept in memory for GET /api/requests/<id> from this process.
 COMPLETED_CACHE_SIZE = 5_000
+# Requests whose reply is awaited, remembered to tell when replies have stalled.
+OUTSTANDING_LIMIT = 100_000
+# The status page's list of reply queues (and their tags) is read at most this often per process.
+QUEUE_LIST_MAX_AGE_SECONDS = 30
+# How long a new queue may take to answer (SQS: "wait at least one second" after CreateQueue).
+QUEUE_SETTLE_SECONDS = 15
+LISTENER_MAX_PAUSE_SECONDS = 5
+# A failed heartbeat is tried again this soon, so a live queue is never left looking stale for long.
+HEARTBEAT_RETRY_SECONDS = 10
 
 
 @dataclass
@@ -60,60 +74,127 @@ class ReplyChannel:
         poll_seconds: int = 10,
         heartbeat_seconds: int = 60,
         idle_seconds: int = 900,
+        stall_seconds: int = 60,
+        pending_timeout_seconds: int = 600,
     ):
         self.sqs = sqs
         self.names = names
         self.poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.idle_seconds = idle_seconds
+        self.stall_seconds = stall_seconds
+        self.pending_timeout_seconds = pending_timeout_seconds
         self.queue_url: str | None = None
         self._lock = threading.Lock()
         self._waiters: dict[str, Waiter] = {}
         self._completed: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
+        # Requests sent from this process whose reply has not come: id -> when sent (monotonic).
+        self._outstanding: OrderedDict[str, float] = OrderedDict()
+        self._last_reply = time.monotonic()
+        self._receive_failing_since: float | None = None
+        self._receive_error = ""
+        # When this process last saw SQS fail, or answer again after failing (epoch): a queue's
+        # heartbeat only counts as stale for the time since, or a sweep right after an outage would
+        # delete the queues of live processes that could not beat during it.
+        self._last_trouble = 0.0
+        self._in_trouble = False
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last_heartbeat = 0.0
-        self._last_sweep = 0.0
+        self._draining = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._queue_list: tuple[float, dict[str, dict[str, str]]] | None = None
+        self._queue_list_lock = threading.Lock()
 
     # --- life -------------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._create_queue()
-        self.sweep()
-        self._thread = threading.Thread(target=self._listen, name="reply-listener", daemon=True)
-        self._thread.start()
+        for target, name in ((self._listen, "reply-listener"), (self._housekeep, "reply-housekeeper")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def drain(self) -> None:
+        """Stop waiting: every request waiting for its reply answers now, with its id (on SIGTERM)."""
+        self._draining.set()
+        with self._lock:
+            waiters = list(self._waiters.values())
+        for waiter in waiters:
+            waiter.event.set()
 
     def close(self) -> None:
         """Stop listening and delete the queue; safe to call twice."""
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self.drain()
         if self.queue_url:
             try:
                 self.sqs.delete_queue(QueueUrl=self.queue_url)
                 log.info("reply_queue_deleted", queue=self.queue_url)
             except (BotoCoreError, ClientError) as error:
                 log.warning("reply_queue_delete_failed", queue=self.queue_url, error=str(error))
-        if self._thread is not None:
-            self._thread.join(timeout=1)
+        for thread in self._threads:
+            thread.join(timeout=1)
 
     def _create_queue(self) -> None:
         name = reply_queue_name(self.names)
-        self.queue_url = self.sqs.create_queue(
+        url = self.sqs.create_queue(
             QueueName=name,
             Attributes={"MessageRetentionPeriod": str(REPLY_RETENTION_SECONDS), "VisibilityTimeout": "30"},
             tags={**self.names.tags, HEARTBEAT_TAG: str(int(time.time()))},
         )["QueueUrl"]
-        self._last_heartbeat = time.monotonic()
-        log.info("reply_queue_created", queue=self.queue_url)
+        self._settle(url)
+        self.queue_url = url
+        log.info("reply_queue_created", queue=url)
+
+    def _settle(self, url: str) -> None:
+        """Wait until a new queue answers: SQS asks for a second or so after CreateQueue before use,
+        and a request naming it earlier could have its reply refused."""
+        deadline = time.monotonic() + QUEUE_SETTLE_SECONDS
+        while True:
+            try:
+                self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+                return
+            except ClientError as error:
+                if not aws.is_missing_queue(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.25)
 
     def is_ready(self) -> bool:
-        """Whether this process's reply queue exists and answers."""
+        """Whether this process's reply queue exists and its threads run."""
         try:
             self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
         except (BotoCoreError, ClientError):
             return False
-        return self._thread is not None and self._thread.is_alive()
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
+
+    def health(self) -> dict[str, Any]:
+        """Whether replies reach this process: for /readyz and /status."""
+        now = time.monotonic()
+        with self._lock:
+            self._forget_expired(now)
+            oldest = next(iter(self._outstanding.values()), None)
+            outstanding = len(self._outstanding)
+        waited = now - oldest if oldest is not None else 0.0
+        silent = now - self._last_reply
+        failing = now - self._receive_failing_since if self._receive_failing_since is not None else 0.0
+        stalled = outstanding > 0 and waited > self.stall_seconds and silent > self.stall_seconds
+        problems = []
+        if failing > self.stall_seconds / 2:
+            problems.append(f"receiving replies has failed for {failing:.0f} s: {self._receive_error}")
+        if stalled:
+            problems.append(
+                f"replies have stalled: {outstanding} request(s) waiting, the oldest for {waited:.0f} s, "
+                f"no reply for {silent:.0f} s"
+            )
+        return {
+            "ok": not problems,
+            "problems": problems,
+            "outstanding": outstanding,
+            "oldest_outstanding_seconds": round(waited, 1),
+            "seconds_since_last_reply": round(silent, 1),
+            "receive_failing_seconds": round(failing, 1),
+        }
 
     # --- waiting for replies --------------------------------------------------------------------------
 
@@ -122,12 +203,17 @@ class ReplyChannel:
         waiter = Waiter(request_id, correlation_id, numbers)
         with self._lock:
             self._waiters[request_id] = waiter
+            self._outstanding[request_id] = time.monotonic()
+            while len(self._outstanding) > OUTSTANDING_LIMIT:
+                self._outstanding.popitem(last=False)
         return waiter
 
     def wait(self, waiter: Waiter, timeout: float) -> bool:
-        """Wait for the reply; the waiter stops being registered either way."""
+        """Wait for the reply (not at all once draining); the waiter stops being registered either way."""
         try:
-            return waiter.event.wait(timeout)
+            if not self._draining.is_set():
+                waiter.event.wait(timeout)
+            return waiter.reply is not None
         finally:
             with self._lock:
                 self._waiters.pop(waiter.request_id, None)
@@ -135,8 +221,15 @@ class ReplyChannel:
                     self._remember(waiter.reply, waiter.received_at or contract.utc_now())
 
     def forget(self, waiter: Waiter) -> None:
+        """The request was never sent."""
         with self._lock:
             self._waiters.pop(waiter.request_id, None)
+            self._outstanding.pop(waiter.request_id, None)
+
+    def resolved(self, request_id: str) -> None:
+        """Its result was found another way (the log): its reply is no longer awaited."""
+        with self._lock:
+            self._outstanding.pop(request_id, None)
 
     def completed(self, request_id: str) -> tuple[dict[str, Any], str] | None:
         """A reply this process received (and when), if it still remembers it."""
@@ -149,6 +242,14 @@ class ReplyChannel:
         while len(self._completed) > COMPLETED_CACHE_SIZE:
             self._completed.popitem(last=False)
 
+    def _forget_expired(self, now: float) -> None:
+        """Requests older than the pending timeout are reported expired: stop awaiting them."""
+        while self._outstanding:
+            request_id, sent = next(iter(self._outstanding.items()))
+            if now - sent <= self.pending_timeout_seconds:
+                return
+            del self._outstanding[request_id]
+
     def _deliver(self, body: str) -> None:
         received_at = contract.utc_now()
         try:
@@ -158,6 +259,8 @@ class ReplyChannel:
             return
         request_id = reply["id"]
         with self._lock, structlog.contextvars.bound_contextvars(request_id=request_id):
+            self._last_reply = time.monotonic()
+            self._outstanding.pop(request_id, None)
             if request_id in self._completed:
                 log.info("reply_duplicate_ignored")
                 return
@@ -176,17 +279,15 @@ class ReplyChannel:
             waiter.reply, waiter.received_at = reply, received_at
             waiter.event.set()
 
-    # --- the listener thread --------------------------------------------------------------------------
+    # --- the listener thread: replies only ----------------------------------------------------------------
 
     def _listen(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             try:
-                self._heartbeat()
                 response = self.sqs.receive_message(
                     QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=self.poll_seconds
                 )
-                failures = 0
             except (BotoCoreError, ClientError) as error:
                 if self._stopping.is_set():
                     return  # close() deleted the queue under the poll
@@ -195,19 +296,33 @@ class ReplyChannel:
                     log.warning("reply_queue_missing", queue=self.queue_url)
                     self._recreate()
                 else:
+                    self._trouble(error)
                     failures += 1
-                    self._pause(failures, error)
+                    # botocore has already retried this call for seconds; a waiting user wants the
+                    # listener back as soon as SQS is, so the extra pause stays short.
+                    delay = min(LISTENER_MAX_PAUSE_SECONDS, 2**failures)
+                    log.warning("reply_receive_failed", error=str(error), retry_in_seconds=delay)
+                    self._stopping.wait(delay)
                 continue
+            failures = 0
+            self._receive_failing_since = None
+            self._recovered()
             messages = response.get("Messages", [])
             for message in messages:
                 self._deliver(message["Body"])
             if messages:
                 self._delete(messages)
 
-    def _pause(self, failures: int, error: Exception) -> None:
-        delay = min(30, 2**failures)
-        log.warning("reply_receive_failed", error=str(error), retry_in_seconds=delay)
-        self._stopping.wait(delay)
+    def _trouble(self, error: Exception | None = None) -> None:
+        self._last_trouble, self._in_trouble = time.time(), True
+        if error is not None:
+            if self._receive_failing_since is None:
+                self._receive_failing_since = time.monotonic()
+            self._receive_error = str(error)[:300]
+
+    def _recovered(self) -> None:
+        if self._in_trouble:
+            self._last_trouble, self._in_trouble = time.time(), False
 
     def _recreate(self) -> None:
         try:
@@ -215,6 +330,10 @@ class ReplyChannel:
         except (BotoCoreError, ClientError) as error:
             log.warning("reply_queue_create_failed", error=str(error))
             self._stopping.wait(2)
+            return
+        # Replies to the old queue are gone: their requests are found in the log instead.
+        with self._lock:
+            self._outstanding.clear()
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
@@ -227,31 +346,51 @@ class ReplyChannel:
         for failure in response.get("Failed", []):
             log.warning("reply_delete_entry_failed", code=failure.get("Code"))
 
-    def _heartbeat(self) -> None:
-        if time.monotonic() - self._last_heartbeat >= self.heartbeat_seconds:
+    # --- the housekeeper thread: heartbeat and sweep -------------------------------------------------------
+
+    def _housekeep(self) -> None:
+        next_sweep = time.monotonic()  # a first sweep at start
+        while not self._stopping.is_set():
+            wait = (
+                self.heartbeat_seconds
+                if self._heartbeat()
+                else min(self.heartbeat_seconds, HEARTBEAT_RETRY_SECONDS)
+            )
+            if time.monotonic() >= next_sweep:
+                self.sweep()
+                # Every process sweeps, but only a few times per idle period: each sweep lists all queues.
+                next_sweep = time.monotonic() + self.idle_seconds / 3
+            self._stopping.wait(min(wait, max(1.0, next_sweep - time.monotonic())))
+
+    def _heartbeat(self) -> bool:
+        try:
             self.sqs.tag_queue(QueueUrl=self.queue_url, Tags={HEARTBEAT_TAG: str(int(time.time()))})
-            self._last_heartbeat = time.monotonic()
-        # Every process sweeps, but only a few times per idle period: each sweep lists all queues.
-        if time.monotonic() - self._last_sweep >= self.idle_seconds / 3:
-            self.sweep()
+        except (BotoCoreError, ClientError) as error:
+            self._trouble()
+            log.warning("reply_heartbeat_failed", error=str(error))
+            return False
+        self._recovered()
+        return True
 
     # --- sweeping the queues of dead processes -----------------------------------------------------------
 
     def sweep(self) -> list[str]:
         """Delete reply queues whose heartbeat is older than the idle period; return their URLs."""
-        self._last_sweep = time.monotonic()
         swept = []
-        now = time.time()
         try:
-            queues = reply_queues(self.sqs, self.names)
+            queues = self.reply_queues(max_age=0)
         except (BotoCoreError, ClientError) as error:
+            self._trouble()
             log.warning("reply_sweep_failed", error=str(error))
             return swept
+        now = time.time()
         for url, tags in queues.items():
             try:
-                idle = now - float(tags.get(HEARTBEAT_TAG, "0"))
+                heartbeat = float(tags.get(HEARTBEAT_TAG, "0"))
             except ValueError:
-                idle = now
+                heartbeat = 0.0
+            # Nobody could beat while SQS failed: staleness counts from when this process saw it answer again.
+            idle = now - max(heartbeat, self._last_trouble)
             if url == self.queue_url or idle <= self.idle_seconds:
                 continue
             try:
@@ -260,5 +399,13 @@ class ReplyChannel:
                 log.info("reply_sweep_skipped", queue=url, error=str(error))
                 continue
             swept.append(url)
-            log.info("reply_queue_swept", queue=url, idle_seconds=int(idle))
+            log.info("reply_queue_swept", queue=url, idle_seconds=int(now - heartbeat))
         return swept
+
+    def reply_queues(self, max_age: float = QUEUE_LIST_MAX_AGE_SECONDS) -> dict[str, dict[str, str]]:
+        """The stack's reply queues and their tags, read again only if the last read is older than
+        `max_age`: however many people watch the status page, the tag calls stay bounded."""
+        with self._queue_list_lock:
+            if self._queue_list is None or time.monotonic() - self._queue_list[0] > max_age:
+                self._queue_list = (time.monotonic(), reply_queues(self.sqs, self.names))
+            return self._queue_list[1]

@@ -20,6 +20,8 @@ class FrontendSettings:
     reply_poll_seconds: int
     reply_queue_idle_seconds: int
     heartbeat_seconds: int
+    # Requests outstanding and no reply for this long: /readyz and /status report replies stalled.
+    reply_stall_seconds: int
     history_page_size: int
     log_level: str
     log_format: str
@@ -48,6 +50,7 @@ class FrontendSettings:
             reply_poll_seconds=env.integer("REPLY_POLL_SECONDS", 10, minimum=1, maximum=20),
             reply_queue_idle_seconds=idle_seconds,
             heartbeat_seconds=heartbeat_seconds,
+            reply_stall_seconds=env.integer("REPLY_STALL_SECONDS", 60, minimum=5),
             history_page_size=env.integer("HISTORY_PAGE_SIZE", 20, minimum=1, maximum=100),
             log_level=env.text("LOG_LEVEL", "INFO").upper(),
             log_format=env.text("LOG_FORMAT", "auto"),

@@ -1,7 +1,12 @@
-"""What operators look at: queue depths, live reply queues and the latest results."""
+"""What operators look at: queue depths, live reply queues, whether replies flow, the latest results.
+
+One snapshot serves every viewer of a process for a few seconds, and the reply queues' tags are read at
+most every half minute: however many people watch, the calls to AWS per minute stay the same.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -10,7 +15,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from frontend.replies import HEARTBEAT_TAG
 from frontend.submissions import Submissions, Unavailable
 from qcompute import aws
-from qcompute.provision import reply_queues
 
 DEPTH_ATTRIBUTES = {
     "visible": "ApproximateNumberOfMessages",
@@ -18,6 +22,11 @@ DEPTH_ATTRIBUTES = {
     "delayed": "ApproximateNumberOfMessagesDelayed",
 }
 RECENT_RESULTS = 10
+# The status page refreshes itself every 5 s; a snapshot younger than that is served as is.
+SNAPSHOT_MAX_AGE_SECONDS = 4.0
+
+_snapshot_lock = threading.Lock()
+_snapshot: tuple[float, dict[str, Any]] | None = None
 
 
 def _depths(sqs: Any, url: str) -> dict[str, int]:
@@ -27,6 +36,14 @@ def _depths(sqs: Any, url: str) -> dict[str, int]:
 
 def stack_status(submissions: Submissions) -> dict[str, Any]:
     """One snapshot of the stack, as GET /api/status and the /status page show it."""
+    global _snapshot
+    with _snapshot_lock:
+        if _snapshot is None or time.monotonic() - _snapshot[0] > SNAPSHOT_MAX_AGE_SECONDS:
+            _snapshot = (time.monotonic(), _read_status(submissions))
+        return _snapshot[1]
+
+
+def _read_status(submissions: Submissions) -> dict[str, Any]:
     clients, names = submissions.clients, submissions.clients.names
     sqs = clients.sqs
     fixed = [
@@ -41,16 +58,44 @@ def stack_status(submissions: Submissions) -> dict[str, Any]:
             {"role": role, "name": name, **_depths(sqs, aws.queue_url(sqs, name))} for role, name in fixed
         ]
         replies = []
-        for url, tags in sorted(reply_queues(sqs, names).items()):
+        for url, tags in sorted(submissions.channel.reply_queues().items()):
+            try:
+                depths = _depths(sqs, url)
+            except ClientError as error:
+                if aws.is_missing_queue(error):
+                    continue  # deleted since it was listed (ListQueues lists deleted queues a while)
+                raise
             replies.append(
                 {
                     "name": url.rsplit("/", 1)[-1],
                     "heartbeat_age_seconds": int(now - float(tags.get(HEARTBEAT_TAG, "0"))),
                     "this_process": url == submissions.channel.queue_url,
-                    **_depths(sqs, url),
+                    **depths,
                 }
             )
     except (BotoCoreError, ClientError) as error:
         raise Unavailable("the queues cannot be read; please try again shortly") from error
     recent, _ = submissions.history(None, RECENT_RESULTS)
-    return {"stack": names.stack, "queues": queues, "reply_queues": replies, "recent": recent}
+    return {
+        "stack": names.stack,
+        "health": _health(submissions, queues),
+        "queues": queues,
+        "reply_queues": replies,
+        "recent": recent,
+    }
+
+
+def _health(submissions: Submissions, queues: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether work flows: this process's replies, and messages waiting to be tried again (delayed
+    messages are those a worker or the logger put back because AWS was failing)."""
+    replies = submissions.channel.health()
+    retrying = {queue["role"]: queue["delayed"] for queue in queues if queue["delayed"]}
+    dead = {
+        queue["role"]: queue["visible"] for queue in queues if "dead" in queue["role"] and queue["visible"]
+    }
+    problems = list(replies["problems"])
+    problems += [
+        f"{count} message(s) in {role} waiting to be tried again" for role, count in retrying.items()
+    ]
+    problems += [f"{count} message(s) in {role}" for role, count in dead.items()]
+    return {"ok": not problems, "problems": problems, "replies": replies}

@@ -184,6 +184,7 @@ class Submissions:
         if record is None and completed is not None:
             record = self._with_results(completed[0])
         if record is not None:
+            self.channel.resolved(request_id)
             outcome = Outcome.from_record(record, replied_at=completed[1] if completed else None)
             return Lookup(outcome.status, outcome)
         if not contract.is_signed_by(request_id, self.secret):

@@ -198,7 +198,8 @@ def test_health_and_readiness(pipeline) -> None:
         assert requests.get(f"{front.url}/healthz", timeout=10).json() == {"status": "ok"}
         ready = requests.get(f"{front.url}/readyz", timeout=10)
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"reply_queue": True, "request_queue": True}
+        assert ready.json()["checks"] == {"reply_queue": True, "replies": True, "request_queue": True}
+        assert ready.json()["problems"] == []
 
 
 def test_pages_carry_security_headers(pipeline) -> None:
@@ -275,9 +276,11 @@ def test_the_status_page_shows_queues_reply_queues_and_latest_results(pipeline) 
 
         def status_with_the_dead_letter() -> dict | None:
             status = requests.get(f"{pipeline.url}/api/status", timeout=30).json()
-            return status if status["queues"][1]["visible"] == 1 else None
+            # The list of reply queues is read at most every 30 s, whoever is watching.
+            complete = status["queues"][1]["visible"] == 1 and len(status["reply_queues"]) == 4
+            return status if complete else None
 
-        status = eventually(status_with_the_dead_letter, what="the dead letter in the status")
+        status = eventually(status_with_the_dead_letter, timeout=90, what="the dead letter in the status")
         assert status["stack"] == pipeline.stack.name
         assert [q["name"] for q in status["queues"]] == [
             names.requests_queue,
@@ -292,8 +295,14 @@ def test_the_status_page_shows_queues_reply_queues_and_latest_results(pipeline) 
         assert sum(queue["this_process"] for queue in status["reply_queues"]) == 1
         assert all(0 <= queue["heartbeat_age_seconds"] < 300 for queue in status["reply_queues"])
         assert status["recent"][0]["id"] == document["id"]
+        assert status["health"]["ok"] is False
+        assert "1 message(s) in requests dead letters" in status["health"]["problems"]
+        assert status["health"]["replies"]["ok"] is True
 
         page = requests.get(f"{pipeline.url}/status", timeout=30).text
+        assert re.search(
+            r'<ul id="health" class="error">\s*<li>1 message\(s\) in requests dead letters', page
+        )
         assert '<meta http-equiv="refresh" content="5">' in page
         assert re.search(rf'<tr data-queue="{names.requests_dlq}" class="error">.*?<td>1</td>', page, re.S)
         assert page.count('<tr data-queue="' + names.reply_queue_prefix) == 4
