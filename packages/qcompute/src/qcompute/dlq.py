@@ -94,8 +94,11 @@ def redrive(clients: aws.Clients, which: str, limit: int | None = None) -> int:
     moved = 0
     for messages in _drain(clients, dlq, limit):
         entries = [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(messages)]
-        sent = clients.sqs.send_message_batch(QueueUrl=source, Entries=entries)
-        done = {entry["Id"] for entry in sent.get("Successful", [])}
+        done = set()
+        # Ten messages of up to 256 KiB each would overrun SQS's limit for a whole batch.
+        for batch in aws.batches(entries, "MessageBody"):
+            sent = clients.sqs.send_message_batch(QueueUrl=source, Entries=batch)
+            done |= {entry["Id"] for entry in sent.get("Successful", [])}
         # Only what reached the source queue leaves the DLQ: a failed send stays put.
         deletions = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,12 @@ MAX_RECEIVE_COUNT = 5
 VISIBILITY_TIMEOUT_SECONDS = 30
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: time for an operator to look
 QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+# SQS refuses a queue name for 60 s after a queue of that name was deleted (QueueDeletedRecently):
+# provisioning right after a removal waits that out, trying again this often.
+NAME_REUSE_WAIT_SECONDS = 75
+NAME_REUSE_RETRY_SECONDS = 5
+# ListQueues answers at most 1,000 URLs unless asked for pages of them.
+LIST_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -59,30 +66,60 @@ def _queue_attributes(clients: Clients, queue: str) -> dict[str, str]:
         "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
         "ReceiveMessageWaitTimeSeconds": "20",
     }
-    if queue in (names.requests_dlq, names.log_dlq):
+    if queue == names.requests_dlq:
         return {"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)}
+    if queue == names.log_dlq:
+        # Also the subscription's dead-letter queue: SNS puts there what it cannot deliver.
+        return {
+            "MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS),
+            "Policy": _topic_may_send(names, queue),
+        }
     dead_letter = names.requests_dlq if queue == names.requests_queue else names.log_dlq
     attributes["RedrivePolicy"] = json.dumps(
         {"deadLetterTargetArn": names.queue_arn(dead_letter), "maxReceiveCount": MAX_RECEIVE_COUNT}
     )
     if queue == names.log_queue:
-        # Only the stack's own results topic may send to the log queue.
-        attributes["Policy"] = json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "ResultsTopicOnly",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "sns.amazonaws.com"},
-                        "Action": "sqs:SendMessage",
-                        "Resource": names.queue_arn(queue),
-                        "Condition": {"ArnEquals": {"aws:SourceArn": names.results_topic_arn}},
-                    }
-                ],
-            }
-        )
+        attributes["Policy"] = _topic_may_send(names, queue)
     return attributes
+
+
+def _topic_may_send(names: StackNames, queue: str) -> str:
+    """A queue policy: only the stack's own results topic (through SNS) may send to the queue."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ResultsTopicOnly",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": names.queue_arn(queue),
+                    "Condition": {"ArnEquals": {"aws:SourceArn": names.results_topic_arn}},
+                }
+            ],
+        }
+    )
+
+
+def _create_queue(clients: Clients, queue: str, attributes: dict[str, str]) -> None:
+    """Create a queue, waiting out SQS's 60 s ban on the name of a queue deleted moments ago."""
+    deadline = time.monotonic() + NAME_REUSE_WAIT_SECONDS
+    warned = False
+    while True:
+        try:
+            clients.sqs.create_queue(QueueName=queue, Attributes=attributes, tags=clients.names.tags)
+            return
+        except ClientError as error:
+            if error_code(error) != "QueueDeletedRecently" or time.monotonic() > deadline:
+                raise
+        if not warned:
+            log.warning(
+                "queue %s was deleted less than 60 s ago and SQS reserves its name until then: waiting",
+                queue,
+            )
+            warned = True
+        time.sleep(NAME_REUSE_RETRY_SECONDS)
 
 
 def _ensure_queue(clients: Clients, queue: str, dry_run: bool) -> Change:
@@ -94,7 +131,7 @@ def _ensure_queue(clients: Clients, queue: str, dry_run: bool) -> Change:
         if not is_missing_queue(error):
             raise
         if not dry_run:
-            sqs.create_queue(QueueName=queue, Attributes=wanted, tags=clients.names.tags)
+            _create_queue(clients, queue, wanted)
         return Change("queue", queue, "create")
     current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     drifted = {
@@ -148,9 +185,20 @@ def _log_subscriptions(clients: Clients) -> list[dict[str, Any]]:
     ]
 
 
+def _subscription_attributes(names: StackNames) -> dict[str, str]:
+    return {
+        # Raw delivery: the log queue receives the worker's record as is, not wrapped.
+        "RawMessageDelivery": "true",
+        # What SNS cannot deliver (the queue gone, its policy broken) goes to the log DLQ, raw as
+        # well, instead of being dropped: `scripts/dlq redrive logs` sends it on once fixed.
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": names.queue_arn(names.log_dlq)}),
+    }
+
+
 def _ensure_subscription(clients: Clients, dry_run: bool) -> Change:
     names = clients.names
     label = f"{names.results_topic} -> {names.log_queue}"
+    wanted = _subscription_attributes(names)
     existing = _log_subscriptions(clients)
     if not existing:
         if not dry_run:
@@ -158,20 +206,25 @@ def _ensure_subscription(clients: Clients, dry_run: bool) -> Change:
                 TopicArn=names.results_topic_arn,
                 Protocol="sqs",
                 Endpoint=names.queue_arn(names.log_queue),
-                # Raw delivery: the log queue receives the worker's record as is, not wrapped.
-                Attributes={"RawMessageDelivery": "true"},
+                Attributes=wanted,
                 ReturnSubscriptionArn=True,
             )
-        return Change("subscription", label, "create", "raw delivery")
+        return Change("subscription", label, "create", "raw delivery, dead letters to the log DLQ")
     arn = existing[0]["SubscriptionArn"]
     attributes = clients.sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
-    if attributes.get("RawMessageDelivery") == "true":
+    drifted = [
+        name
+        for name, value in wanted.items()
+        if name not in attributes or _normalized(name, attributes[name]) != _normalized(name, value)
+    ]
+    if not drifted:
         return Change("subscription", label, "ok")
     if not dry_run:
-        clients.sns.set_subscription_attributes(
-            SubscriptionArn=arn, AttributeName="RawMessageDelivery", AttributeValue="true"
-        )
-    return Change("subscription", label, "update", "RawMessageDelivery")
+        for name in drifted:
+            clients.sns.set_subscription_attributes(
+                SubscriptionArn=arn, AttributeName=name, AttributeValue=wanted[name]
+            )
+    return Change("subscription", label, "update", ", ".join(drifted))
 
 
 _PUBLIC_ACCESS_BLOCK = {
@@ -181,8 +234,10 @@ _PUBLIC_ACCESS_BLOCK = {
     "RestrictPublicBuckets": True,
 }
 _ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
-# Payloads of requests that never finished (see payloads.py) do not stay forever; logs do.
-PAYLOAD_EXPIRY_DAYS = 7
+# Payloads of requests that never finished (see payloads.py) do not stay forever; logs do. A message
+# may wait 4 days in its queue and then 14 in a dead-letter queue before an operator redrives it:
+# its payload must outlive both, or the redriven request finds its numbers gone.
+PAYLOAD_EXPIRY_DAYS = 30
 _LIFECYCLE = {
     "Rules": [
         {
@@ -281,7 +336,10 @@ def reply_queues(sqs: Any, names: StackNames) -> dict[str, dict[str, str]]:
     counts only if it also carries our stack tag.
     """
     found = {}
-    for page in sqs.get_paginator("list_queues").paginate(QueueNamePrefix=names.reply_queue_prefix):
+    pages = sqs.get_paginator("list_queues").paginate(
+        QueueNamePrefix=names.reply_queue_prefix, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
+    )
+    for page in pages:
         for url in page.get("QueueUrls", []):
             try:
                 tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
