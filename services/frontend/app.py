@@ -18,7 +18,7 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from frontend import api, health, web
+from frontend import api, health, memory, web
 from frontend.replies import ReplyChannel
 from frontend.settings import FrontendSettings
 from frontend.submissions import Submissions, Unavailable
@@ -68,9 +68,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SETTINGS=settings,
     )
     app.config.update({k: v for k, v in config.items() if k.isupper()})
-    app.extensions["submissions"] = Submissions(clients, settings, channel)
+    app.extensions["submissions"] = Submissions(clients, settings, channel, memory.reserve_large)
     app.extensions["replies"] = channel
+    app.extensions["large_slots"] = memory.LargeRequestSlots(
+        settings.lock_dir, settings.large_requests_at_once, settings.large_request_wait_seconds
+    )
 
+    # Before CSRFProtect's own hook, which reads the form: a large body waits for its turn first.
+    app.before_request(lambda: memory.reserve_if_large_body(request.content_length, request.method))
+    app.teardown_request(memory.end_of_request)
     csrf.init_app(app)
     csrf.exempt(api.blueprint)  # JSON only, no cookies: see api.py
     app.register_blueprint(web.blueprint)
@@ -127,6 +133,11 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Unavailable)
     def unavailable(error: Unavailable) -> Any:
         return _error(503, "unavailable", str(error))
+
+    @app.errorhandler(memory.Busy)
+    def busy(error: memory.Busy) -> Any:
+        body, status = _error(503, "busy", str(error))
+        return body, status, {"Retry-After": "5"}
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from qcompute.settings import ConfigError, Env, Limits, StackSettings
 
@@ -23,6 +24,11 @@ class FrontendSettings:
     # Requests outstanding and no reply for this long: /readyz and /status report replies stalled.
     reply_stall_seconds: int
     history_page_size: int
+    # Large requests (memory.py): how many at once in a container, how long one waits for its turn,
+    # and where the processes of a container share their locks.
+    large_requests_at_once: int
+    large_request_wait_seconds: float
+    lock_dir: Path
     log_level: str
     log_format: str
 
@@ -52,6 +58,10 @@ class FrontendSettings:
             heartbeat_seconds=heartbeat_seconds,
             reply_stall_seconds=env.integer("REPLY_STALL_SECONDS", 60, minimum=5),
             history_page_size=env.integer("HISTORY_PAGE_SIZE", 20, minimum=1, maximum=100),
+            large_requests_at_once=env.integer("LARGE_REQUESTS_AT_ONCE", 1, minimum=1),
+            large_request_wait_seconds=env.number("LARGE_REQUEST_WAIT_SECONDS", 20.0),
+            # gunicorn's heartbeat directory: memory every process of the container shares.
+            lock_dir=Path(env.text("WORKER_TMP_DIR", "/dev/shm")),  # noqa: S108
             log_level=env.text("LOG_LEVEL", "INFO").upper(),
             log_format=env.text("LOG_FORMAT", "auto"),
         )

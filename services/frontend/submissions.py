@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from frontend.memory import LARGE_BYTES
 from frontend.replies import ReplyChannel, Waiter
 from frontend.settings import FrontendSettings
 from qcompute import aws, contract, payloads
@@ -89,10 +90,18 @@ class Lookup:
 
 
 class Submissions:
-    def __init__(self, clients: aws.Clients, settings: FrontendSettings, channel: ReplyChannel):
+    def __init__(
+        self,
+        clients: aws.Clients,
+        settings: FrontendSettings,
+        channel: ReplyChannel,
+        reserve_large: Callable[[], None] = lambda: None,
+    ):
         self.clients = clients
         self.settings = settings
         self.channel = channel
+        # Called before a large object is read: it may wait, or raise memory.Busy.
+        self.reserve_large = reserve_large
         self.secret = settings.secret_key.encode()
         self.requests_url = aws.queue_url(clients.sqs, clients.names.requests_queue)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-read")
@@ -113,11 +122,11 @@ class Submissions:
             submitted_at=contract.utc_now(),
         )
         body = contract.encode(message)
-        size = len(body.encode())
-        if size > self.settings.limits.max_message_bytes:
+        if not contract.fits(body, self.settings.limits.max_message_bytes):
             # Too large for a message: the numbers wait in S3 and the message carries their key.
+            del body
             message = contract.with_numbers_stored(message)
-            self._store(message["numbers_ref"], contract.encode(numbers))
+            self._store(message["numbers_ref"], numbers)
             body = contract.encode(message)
         waiter = self.channel.expect(request_id, correlation_id, numbers)
         try:
@@ -130,14 +139,13 @@ class Submissions:
             "submitted",
             numbers=len(numbers),
             operations=len(operations),
-            bytes=size,
             stored="numbers_ref" in message,
         )
         return waiter
 
-    def _store(self, key: str, text: str) -> None:
+    def _store(self, key: str, numbers: list[int]) -> None:
         try:
-            payloads.put(self.clients.s3, self.clients.names.log_bucket, key, text)
+            payloads.put(self.clients.s3, self.clients.names.log_bucket, key, numbers)
         except (BotoCoreError, ClientError) as error:
             log.error("store_failed", key=key, error=str(error))
             raise Unavailable("the request cannot be stored; please try again shortly") from error
@@ -155,12 +163,9 @@ class Submissions:
         logger has already written it and cleaned the payload up)."""
         if "results_ref" not in record:
             return record
-        try:
-            text = payloads.get(self.clients.s3, self.clients.names.log_bucket, record["results_ref"])
-        except (BotoCoreError, ClientError) as error:
-            raise Unavailable("the results cannot be read; please try again shortly") from error
-        if text is not None:
-            return {**record, "results": json.loads(text)}
+        stored = self._get(record["results_ref"], "the results cannot be read")
+        if stored is not None:
+            return {**record, "results": json.loads(stored)}
         logged = self._read_record(contract.log_key(record["id"]))
         if logged is None:
             raise Unavailable("the results are being written; please try again shortly")
@@ -193,19 +198,29 @@ class Submissions:
         return Lookup("pending" if age < self.settings.pending_timeout_seconds else "expired")
 
     def _read_record(self, key: str) -> dict[str, Any] | None:
+        stored = self._get(key, "the result log cannot be read")
+        if stored is None:
+            return None
         try:
-            response = self.clients.s3.get_object(Bucket=self.clients.names.log_bucket, Key=key)
-        except ClientError as error:
-            if aws.error_code(error) in {"NoSuchKey", "404"}:
-                return None
-            raise Unavailable("the result log cannot be read; please try again shortly") from error
-        except BotoCoreError as error:
-            raise Unavailable("the result log cannot be read; please try again shortly") from error
-        try:
-            return contract.decode_result(response["Body"].read().decode())
+            return contract.decode_result(stored)
         except (contract.MalformedMessage, UnicodeDecodeError) as error:
             log.warning("log_record_malformed", key=key, error=str(error))
             return None
+
+    def _get(self, key: str, failure: str) -> bytes | None:
+        """An object of the bucket, or None if there is none; a large one waits for a large-request
+        slot before it is read (see memory.py)."""
+        try:
+            response = self.clients.s3.get_object(Bucket=self.clients.names.log_bucket, Key=key)
+            if response["ContentLength"] > LARGE_BYTES:
+                self.reserve_large()
+            return response["Body"].read()
+        except ClientError as error:
+            if aws.error_code(error) in {"NoSuchKey", "404"}:
+                return None
+            raise Unavailable(f"{failure}; please try again shortly") from error
+        except BotoCoreError as error:
+            raise Unavailable(f"{failure}; please try again shortly") from error
 
     # --- history ------------------------------------------------------------------------------------------
 

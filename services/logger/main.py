@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import sys
 import threading
 from collections.abc import Sequence
@@ -60,6 +62,7 @@ class RecordWriter:
 
     def _store(self, record: dict[str, Any], body: str, key: str) -> Outcome:
         stored = _payload_keys(record)
+        parts = [body.encode()]
         if stored:
             whole = self._with_payloads(record, stored)
             if whole is None:
@@ -67,17 +70,19 @@ class RecordWriter:
                     log.info("already_logged", key=key)  # and its payloads cleaned up
                     return None
                 return Retry("a stored payload of this record is missing")
-            body = whole
+            parts = whole
+        upload = payloads.Joined(parts)
         try:
             self.clients.s3.put_object(
                 Bucket=self.bucket,
                 Key=key,
-                Body=body.encode(),
+                Body=upload,
+                ContentLength=upload.size,
                 ContentType="application/json",
                 Metadata=_summary(record),
                 IfNoneMatch="*",
             )
-            log.info("logged", key=key, status=record["status"], bytes=len(body))
+            log.info("logged", key=key, status=record["status"], bytes=upload.size)
         except ClientError as error:
             if aws.error_code(error) != "PreconditionFailed":
                 raise
@@ -90,18 +95,25 @@ class RecordWriter:
                 log.warning("payload_cleanup_failed", error=str(error))
         return None
 
-    def _with_payloads(self, record: dict[str, Any], stored: dict[str, str]) -> str | None:
-        """The record with its stored numbers and results written in, or None if one is missing."""
-        texts = {part: payloads.get(self.clients.s3, self.bucket, key) for part, key in stored.items()}
-        if None in texts.values():
+    def _with_payloads(self, record: dict[str, Any], stored: dict[str, str]) -> list[bytes] | None:
+        """The record with its stored numbers and results written in, as parts to upload one after
+        the other (the payloads as S3 gave them, never joined or converted), or None if one is missing."""
+        found = {part: payloads.get(self.clients.s3, self.bucket, key) for part, key in stored.items()}
+        if None in found.values():
             return None
+        # Each payload's place in the record is marked, then the marks are replaced by the payloads.
+        marks = {part: f"@@{secrets.token_hex(8)}-{part}@@" for part in found}
         whole = {k: v for k, v in record.items() if k != "results_ref"}
-        if "results" in texts:
-            whole["results"] = contract.RawJSON(texts["results"])
-        if "numbers" in texts:
+        if "results" in found:
+            whole["results"] = contract.RawJSON(marks["results"])
+        if "numbers" in found:
             request = {k: v for k, v in record["request"].items() if k != "numbers_ref"}
-            whole["request"] = {**request, "numbers": contract.RawJSON(texts["numbers"])}
-        return contract.encode_raw(whole)
+            whole["request"] = {**request, "numbers": contract.RawJSON(marks["numbers"])}
+        parts: list[bytes] = []
+        by_mark = {mark: part for part, mark in marks.items()}
+        for piece in re.split(f"({'|'.join(map(re.escape, by_mark))})", contract.encode_raw(whole)):
+            parts.append(found[by_mark[piece]] if piece in by_mark else piece.encode())
+        return parts
 
 
 def _payload_keys(record: dict[str, Any]) -> dict[str, str]:

@@ -123,10 +123,10 @@ class RequestHandler:
 
     def _stored_numbers(self, request: dict[str, Any]) -> Any:
         s3, bucket = self.clients.s3, self.clients.names.log_bucket
-        text = payloads.get(s3, bucket, request["numbers_ref"])
-        if text is not None:
+        stored = payloads.get(s3, bucket, request["numbers_ref"])
+        if stored is not None:
             try:
-                return json.loads(text, parse_int=read_integer)
+                return json.loads(stored, parse_int=read_integer)
             except (ValueError, RecursionError) as error:
                 raise contract.MalformedMessage(f"stored numbers are not JSON: {error}") from None
         if payloads.exists(s3, bucket, contract.log_key(request["id"])):
@@ -137,16 +137,17 @@ class RequestHandler:
     def _fit(self, record: dict[str, Any]) -> dict[str, Any]:
         """Store what does not fit in a message (results first, then the echoed numbers) in S3."""
         limit = self.settings.limits.max_message_bytes
-        s3, bucket = self.clients.s3, self.clients.names.log_bucket
-        if len(contract.encode(record).encode()) <= limit:
+        # A result list longer than half the limit cannot fit (an item takes two bytes at least):
+        # then the record is not encoded whole just to learn so.
+        surely_too_long = any(isinstance(v, list) and 2 * len(v) > limit for v in record["results"].values())
+        if not surely_too_long and contract.fits(contract.encode(record), limit):
             return record
-        payloads.put(
-            s3, bucket, contract.payload_key(record["id"], "result"), contract.encode(record["results"])
-        )
+        s3, bucket = self.clients.s3, self.clients.names.log_bucket
+        payloads.put(s3, bucket, contract.payload_key(record["id"], "result"), record["results"])
         record = contract.with_results_stored(record)
         numbers = record["request"].get("numbers")
-        if numbers is not None and len(contract.encode(record).encode()) > limit:
-            payloads.put(s3, bucket, contract.payload_key(record["id"], "request"), contract.encode(numbers))
+        if numbers is not None and not contract.fits(contract.encode(record), limit):
+            payloads.put(s3, bucket, contract.payload_key(record["id"], "request"), numbers)
             light = {k: v for k, v in record["request"].items() if k != "numbers"}
             record = {
                 **record,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import statistics
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -175,6 +177,77 @@ def test_workers_scale_out(composed) -> None:
     assert names, "every answer names its worker"
     composed.compose("up", "--detach", "--wait", "--no-build", "--scale", "worker=1", timeout=300)
     assert len(composed.containers("worker")) == 1
+
+
+def _cgroup(composed, service: str, *names: str) -> str:
+    """The first of a container's cgroup memory files that exists (cgroup v2 or v1), as text."""
+    paths = " ".join(f"/sys/fs/cgroup/{name}" for name in names)
+    script = f"for f in {paths}; do [ -r $f ] && exec cat $f; done"
+    return composed.compose("exec", "-T", service, "sh", "-c", script).stdout
+
+
+def _oom_kills(composed, service: str) -> int:
+    events = _cgroup(composed, service, "memory.events", "memory/memory.oom_control")
+    return int(re.search(r"^oom_kill (\d+)", events, re.M).group(1))
+
+
+def _peak_mib(composed, service: str) -> float:
+    return int(_cgroup(composed, service, "memory.peak", "memory/memory.max_usage_in_bytes")) / 2**20
+
+
+def _patiently(call):
+    """A well-behaved client: on 503 busy it waits as Retry-After says, then asks again."""
+    for refusals in range(20):
+        response = call()
+        if response.status_code != 503:
+            return response, refusals
+        assert response.json()["error"]["code"] in {"busy", "unavailable"}, response.text
+        time.sleep(int(response.headers.get("Retry-After", "2")))
+    raise AssertionError("still refused after 20 tries")
+
+
+def test_a_million_integers_twice_at_once_fit_the_memory_limits(composed) -> None:
+    limits = {
+        c["Config"]["Labels"]["com.docker.compose.service"]: c["HostConfig"] for c in composed.containers()
+    }
+    for service, mib in {"frontend": 448, "worker": 512, "logger": 160}.items():
+        assert limits[service]["Memory"] == mib * 2**20, service
+        assert limits[service]["MemorySwap"] == mib * 2**20, f"{service}: no swap beyond the limit"
+    rng = random.Random(11)
+    large = [[rng.randint(-(10**12), 10**12) for _ in range(1_000_000)] for _ in range(2)]
+
+    def big(numbers: list[int]):
+        # Every operation: the sorted copy and the modes (every value, when all are distinct) are the
+        # largest results there are.
+        return _patiently(lambda: client.submit(composed.url, numbers, wait=30))
+
+    def small(index: int) -> list[int]:
+        return [client.compute(composed.url, [index, n], ["sum"])["results"]["sum"] for n in range(5)]
+
+    with ThreadPoolExecutor(max_workers=18) as pool:
+        bigs = [pool.submit(big, numbers) for numbers in large]
+        smalls = [pool.submit(small, index) for index in range(16)]
+        answers = [future.result(timeout=600) for future in bigs]
+        assert [future.result(timeout=600) for future in smalls] == [
+            [index + n for n in range(5)] for index in range(16)
+        ]
+    for numbers, (response, refusals) in zip(large, answers, strict=True):
+        assert response.status_code in (200, 202), response.text
+        document = response.json()
+        if response.status_code == 202:
+            document = client.until_done(composed.url, document["id"], timeout=300)
+        assert document["results"]["sum"] == sum(numbers)
+        assert document["results"]["median"] == statistics.median(numbers)
+        assert eventually(lambda rid=document["id"]: _log_object(composed, rid), timeout=180, what="its log")
+        print(f"a million integers: {refusals} refusal(s) before it was taken")
+    peaks = {service: round(_peak_mib(composed, service)) for service in SERVICES}
+    print(f"peak memory of each container (MiB): {peaks}")
+    for container in composed.containers():
+        service = container["Config"]["Labels"]["com.docker.compose.service"]
+        if service in SERVICES:
+            assert container["State"]["OOMKilled"] is False, service
+            assert container["RestartCount"] == 0, service
+            assert _oom_kills(composed, service) == 0, f"no process of {service} was killed for memory"
 
 
 def test_production_compose_file_needs_its_settings() -> None:

@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 from harness.services import ROOT
-from qcompute.deploy import bundle
+from qcompute.deploy import bundle, instance
 
 
 def _tracked(paths: tuple[str, ...]) -> set[str]:
@@ -90,3 +90,13 @@ def test_caches_and_hidden_files_stay_out_and_a_change_changes_the_digest(tmp_pa
     with (source / "services/worker/compute.py").open("a") as changed:
         changed.write("\n# changed\n")
     assert bundle.build(source).digest != before.digest
+
+
+def test_the_memory_an_instance_is_checked_for_is_compose_s() -> None:
+    """`deploy up` refuses an instance too small for compose.yaml's memory limits: both must agree."""
+    compose = (ROOT / "compose.yaml").read_text()
+    for service, mib in instance.SERVICE_MEMORY_MIB.items():
+        variable = f"{service.upper()}_MEMORY"
+        assert f"mem_limit: ${{{variable}:-{mib}m}}" in compose, service
+        assert f"memswap_limit: ${{{variable}:-{mib}m}}" in compose, service
+    assert instance.memory_needed_mib(1) <= 2048, "the default t3.small holds one worker"

@@ -119,7 +119,7 @@ def test_up_makes_the_stack_as_defined_and_a_second_up_changes_nothing(deploy, i
 
     shown = deploy("status", "--stack", stack_name).stdout
     assert f"{server['InstanceId']}" in shown
-    assert "running, t3.micro" in shown
+    assert "running, t3.small" in shown
     assert f"http://{server['PublicIpAddress']}/" in shown
     assert f"{names.requests_queue}" in shown
     assert "0 visible, 0 in flight, 0 delayed" in shown
@@ -161,10 +161,16 @@ def test_a_code_change_rolls_out_to_the_same_instance(deploy, inspect, stack_nam
     assert tags[instance.BUNDLE_TAG] == new_digest
     assert _only_instance(deployment)["PublicIpAddress"] == server["PublicIpAddress"], "same URL"
 
-    more = deploy("up", "--stack", stack_name, "--source", str(source), "--workers", "3", "--no-wait")
+    # Three workers' memory limits do not fit a t3.small's 2 GiB: refused before anything changes.
+    crowded = deploy("up", "--stack", stack_name, "--source", str(source), "--workers", "3", ok=False)
+    assert crowded.returncode != 0
+    assert "a t3.small has 2048 MiB of memory; 3 worker(s)" in crowded.stderr
+    assert len(deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]) == 1
+
+    more = deploy("up", "--stack", stack_name, "--source", str(source), "--workers", "2", "--no-wait")
     assert ("update", "instance") in [(a, r) for a, r, _ in deploy.changes(more.stdout)]
     assert len(deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]) == 2
-    assert tag_dict(_only_instance(deployment)["Tags"])[instance.WORKERS_TAG] == "3"
+    assert tag_dict(_only_instance(deployment)["Tags"])[instance.WORKERS_TAG] == "2"
 
     settled = deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait")
     assert {action for action, _, _ in deploy.changes(settled.stdout)} == {"ok"}

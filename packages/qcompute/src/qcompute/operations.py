@@ -8,7 +8,6 @@ of any size; any other is the correctly rounded `float`. Adding an operation is 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,8 +40,11 @@ def product_bits(numbers: Sequence[int]) -> int:
 
 
 def lcm_bits(numbers: Sequence[int]) -> int:
-    """lcm divides the product of the distinct absolute values."""
-    return sum(n.bit_length() for n in {abs(n) for n in numbers})
+    """lcm divides the product of the distinct absolute values. Distinct here by value, in a sorted
+    copy (a set of a million numbers would take 60 MB): a value and its negative both count, which
+    leaves the bound an upper bound."""
+    ordered = sorted(numbers)
+    return sum(n.bit_length() for i, n in enumerate(ordered) if i == 0 or n != ordered[i - 1])
 
 
 def exact(value: Fraction) -> Number:
@@ -66,10 +68,20 @@ def median(numbers: Sequence[int]) -> Number:
 
 
 def modes(numbers: Sequence[int]) -> list[int]:
-    """All the most common values, ascending."""
-    counts = Counter(numbers)
-    highest = max(counts.values())
-    return sorted(value for value, count in counts.items() if count == highest)
+    """All the most common values, ascending.
+
+    Counted in runs of a sorted copy rather than in a Counter: a million distinct numbers make a
+    Counter of 60 MB, the sorted copy 8 MB."""
+    ordered = sorted(numbers)
+    found: list[int] = []
+    highest = run = 0
+    for index, value in enumerate(ordered):
+        run = run + 1 if index and value == ordered[index - 1] else 1
+        if run > highest:
+            highest, found = run, [value]
+        elif run == highest:
+            found.append(value)
+    return found
 
 
 def _population_variance(numbers: Sequence[int]) -> Fraction:

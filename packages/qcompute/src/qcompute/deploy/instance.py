@@ -20,8 +20,13 @@ from qcompute.deploy.waiting import wait_for
 from qcompute.names import STACK_TAG
 from qcompute.provision import Change
 
-# Free-tier eligible (2 vCPU, 1 GiB) and offered in every region, unlike t2.micro.
-DEFAULT_INSTANCE_TYPE = "t3.micro"
+# 2 vCPU, 2 GiB: room for the services' memory limits (below) and the system. A t3.micro's 1 GiB is
+# not: a million-integer request needs 100-250 MiB in each service while it is handled (README).
+DEFAULT_INSTANCE_TYPE = "t3.small"
+# compose.yaml's default memory limits (MiB; tests/deploy checks they agree) and what Amazon Linux,
+# Docker and the SSM agent keep for themselves: an instance must hold them all.
+SERVICE_MEMORY_MIB = {"frontend": 448, "worker": 512, "logger": 160}
+SYSTEM_MEMORY_MIB = 400
 DEFAULT_WORKERS = 1
 ROOT_VOLUME_GIB = 16  # Docker images and build cache; the AMI's own 8 GiB is tight
 BUNDLE_TAG = "qcompute:bundle"
@@ -86,6 +91,25 @@ def summary(instance: dict[str, Any]) -> str:
         f"{instance['State']['Name']}, {instance['InstanceType']}, "
         f"bundle {tags.get(BUNDLE_TAG, '?')[:12]}, {tags.get(WORKERS_TAG, '?')} worker(s)"
     )
+
+
+def memory_needed_mib(workers: int) -> int:
+    """What the containers may use with this many workers, plus the system's share."""
+    limits = SERVICE_MEMORY_MIB
+    return limits["frontend"] + limits["logger"] + workers * limits["worker"] + SYSTEM_MEMORY_MIB
+
+
+def check_memory(deployment: Deployment, spec: InstanceSpec) -> None:
+    """Refuse an instance too small for the services' memory limits: the kernel would kill them."""
+    found = deployment.ec2.describe_instance_types(InstanceTypes=[spec.instance_type])["InstanceTypes"]
+    memory = found[0].get("MemoryInfo", {}).get("SizeInMiB") if found else None
+    needed = memory_needed_mib(spec.workers)
+    if memory is not None and memory < needed:
+        raise DeployError(
+            f"a {spec.instance_type} has {memory} MiB of memory; {spec.workers} worker(s), the frontend, "
+            f"the logger (their limits in compose.yaml) and the system need {needed} MiB: choose a larger "
+            "--instance-type (t3.small holds 2 workers, t3.medium 6) or fewer --workers"
+        )
 
 
 def latest_ami(deployment: Deployment, instance_type: str) -> tuple[str, str]:

@@ -87,6 +87,7 @@ def up(
         workers=wanted.workers or _current_workers(current) or instance.DEFAULT_WORKERS,
         bundle_digest=app.digest,
     )
+    instance.check_memory(deployment, spec)
     cidr = network.check_cidr(wanted.http_cidr) if wanted.http_cidr else None
     if cidr is None and groups:
         cidr = network.http_cidr(deployment, groups[0]["GroupId"])
