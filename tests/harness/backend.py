@@ -174,12 +174,39 @@ def emulator(log_dir: Path) -> Iterator[Backend]:
 SUITE_SETTINGS = {"fault_rate": 0.01, "latency_ms": [10, 30]}
 
 
-class StrictLayer:
-    """The strict layer as a process of its own, in front of an emulator; its control API as methods."""
+class StrictControl:
+    """The strict layer's control API (harness/strict/proxy.py), as methods."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+
+    def configure(self, **settings: object) -> dict:
+        return self._call("PUT", "/settings", settings)
+
+    def outage(self, service: str, seconds: float, kind: str = "unavailable") -> dict:
+        return self._call("POST", "/outages", {"service": service, "seconds": seconds, "kind": kind})
+
+    def end_outages(self) -> dict:
+        return self._call("DELETE", "/outages")
+
+    def stats(self) -> dict:
+        return self._call("GET", "/stats")
+
+    def reset_stats(self) -> dict:
+        return self._call("POST", "/stats/reset")
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = requests.request(method, f"{self.endpoint}/_strict{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+
+class StrictLayer(StrictControl):
+    """The strict layer as a process of its own, in front of an emulator."""
 
     def __init__(self, upstream: str, log_dir: Path, settings: dict | None = None):
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        super().__init__(f"http://127.0.0.1:{self.port}")
         self.upstream = upstream
         self.log_dir = log_dir
         self.faults_log = log_dir / f"strict-{self.port}-faults.jsonl"
@@ -202,28 +229,8 @@ class StrictLayer:
             self.process.terminate()
             self.process.wait(timeout=30)
 
-    def configure(self, **settings: object) -> dict:
-        return self._call("PUT", "/settings", settings)
-
-    def outage(self, service: str, seconds: float, kind: str = "unavailable") -> dict:
-        return self._call("POST", "/outages", {"service": service, "seconds": seconds, "kind": kind})
-
-    def end_outages(self) -> dict:
-        return self._call("DELETE", "/outages")
-
-    def stats(self) -> dict:
-        return self._call("GET", "/stats")
-
-    def reset_stats(self) -> dict:
-        return self._call("POST", "/stats/reset")
-
     def faults(self) -> list[dict]:
         """Every fault injected so far, as logged."""
         if not self.faults_log.exists():
             return []
         return [json.loads(line) for line in self.faults_log.read_text().splitlines() if line]
-
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        response = requests.request(method, f"{self.endpoint}/_strict{path}", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()

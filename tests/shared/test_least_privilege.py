@@ -82,13 +82,18 @@ def _record(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, tmp_path) -> None:
+def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, strict, tmp_path) -> None:
     names, sqs = stack.clients.names, stack.clients.sqs
     files = {service: tmp_path / f"{service}.jsonl" for service in SERVICES}
 
     def recorded(service: str) -> dict:
         hook = ROOT / "tests/harness/record_calls"
-        return {"PYTHONPATH": f"{ROOT / 'services'}:{hook}", "RECORD_AWS_CALLS": files[service]}
+        return {
+            "PYTHONPATH": f"{ROOT / 'services'}:{hook}",
+            "RECORD_AWS_CALLS": files[service],
+            # Through the strict layer, whose outages drive the services down their outage paths.
+            "AWS_ENDPOINT_URL": strict.endpoint,
+        }
 
     # A reply queue left by a dead process, for the sweep; a visibility timeout the heartbeat must beat.
     sqs.create_queue(
@@ -99,7 +104,7 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, tmp_
         QueueUrl=queue_url(stack, "requests_queue"), Attributes={"VisibilityTimeout": "3"}
     )
     worker = run.worker(**recorded("worker"))
-    run.logger(**recorded("logger"))
+    logger = run.logger(**recorded("logger"))
     front = run.frontend(WEB_WORKERS=1, **recorded("frontend"))
 
     small = client.compute(front.url, [1, 2, 3])
@@ -120,6 +125,19 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, tmp_
     for path in ("/history", "/status", f"/requests/{small['id']}"):
         assert requests.get(front.url + path, timeout=60).status_code == 200
     front.wait_for_event("reply_queue_swept", timeout=60)
+    # Outages: the worker puts a request back (SNS down), the logger a record (S3 down).
+    worker_put_back, logger_put_back = (
+        len(worker.events("message_retry")),
+        len(logger.events("message_retry")),
+    )
+    strict.outage("sns", 8)
+    send_request(stack, [1, 2], ["sum"], reply_to=None)
+    eventually(lambda: len(worker.events("message_retry")) > worker_put_back, timeout=60, what="a put-back")
+    eventually(lambda: not strict.stats()["outages"], timeout=30, what="SNS back")
+    strict.outage("s3", 8)
+    send_request(stack, [3, 4], ["sum"], reply_to=None)
+    eventually(lambda: len(logger.events("message_retry")) > logger_put_back, timeout=60, what="a put-back")
+    eventually(lambda: not strict.stats()["outages"], timeout=30, what="S3 back")
     run.stop_all()
 
     policies = {service: iam.SERVICE_POLICIES[service](names) for service in SERVICES}
@@ -139,3 +157,13 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, tmp_
     assert {"sqs:DeleteQueue", "sqs:CreateQueue", "s3:PutObject", "sqs:ListQueues"} <= seen["frontend"]
     assert {"sqs:ChangeMessageVisibility", "sns:Publish", "s3:PutObject", "sqs:SendMessage"} <= seen["worker"]
     assert {"s3:DeleteObject", "s3:PutObject", "sqs:SendMessage"} <= seen["logger"]
+    put_back = {
+        service: {
+            call["params"]["QueueUrl"].rsplit("/", 1)[-1]
+            for call in _record(files[service])
+            if call["operation"] == "SendMessageBatch"
+        }
+        for service in ("worker", "logger")
+    }
+    assert names.requests_queue in put_back["worker"], "the worker's outage path was walked"
+    assert names.log_queue in put_back["logger"], "the logger's outage path was walked"
