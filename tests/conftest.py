@@ -79,9 +79,13 @@ def run(
 ) -> Iterator[Services]:
     """Start services for this test's stack; all are stopped at the end and their logs shown on failure."""
     services = Services(stack, tmp_path_factory.mktemp("services"))
+    stopped = False
     try:
         yield services
     finally:
-        services.stop_all()
-        if _failed(request):
-            print(services.tails())
+        try:
+            services.stop_all()
+            stopped = True
+        finally:
+            if not stopped or _failed(request):
+                print(services.tails())

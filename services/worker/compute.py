@@ -115,6 +115,11 @@ class Calculator:
         with self._pool_lock:
             if self.pool is broken:
                 self.pool = self._new_pool()
+                # A process killed while holding the pool's queue lock leaves the others blocked on it
+                # for good, and the executor joins them before the interpreter may exit: kill them
+                # (they ignore SIGTERM). Python has no public way to reach them.
+                for process in list((getattr(broken, "_processes", None) or {}).values()):
+                    process.kill()
                 broken.shutdown(wait=False, cancel_futures=True)
                 log.info("pool_replaced", processes=self.processes)
             return self.pool

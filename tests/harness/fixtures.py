@@ -63,14 +63,18 @@ class Services:
         return process.wait_ready() if ready else process
 
     def stop_all(self) -> None:
-        """SIGTERM to all at once (each finishes its long poll in parallel), then wait for each."""
+        """SIGTERM to all at once (each finishes its long poll in parallel), then wait for each; a
+        process that does not stop in time is killed, and the test fails: stopping must be clean."""
         for process in self.started:
             process.terminate()
+        hung = []
         for process in self.started:
             try:
                 process.stop(timeout=45)
             except Exception:  # noqa: BLE001 - teardown must reach every process
                 process.kill()
+                hung.append(process.name)
+        assert not hung, f"did not stop within 45 s of SIGTERM: {hung}"
 
     def tails(self) -> str:
         return "\n".join(f"--- {p.name} ({p.log_path})\n{p.tail()}" for p in self.started)

@@ -146,6 +146,8 @@ def test_a_killed_compute_process_is_replaced_and_the_next_request_computed(stac
     assert worker.events("pool_replaced"), "a new pool took the broken one's place"
     assert [e["request_id"] for e in worker.events("computed")] == [first, second], "computed once each"
     assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
+    # The broken pool's other process, stuck on a lock the dead one held, does not keep it from exiting.
+    assert worker.stop(timeout=30) == 0
 
 
 def test_a_compute_process_killed_mid_request_is_replaced_and_the_request_computed(stack, run) -> None:
@@ -167,11 +169,12 @@ def test_a_compute_process_killed_mid_request_is_replaced_and_the_request_comput
     assert worker.events("pool_replaced")
     assert len(worker.events("computed")) == 1, "computed in the new pool, not retried as a message"
     assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
+    assert worker.stop(timeout=30) == 0
 
 
 def test_a_reply_refused_while_iam_catches_up_is_sent_again_not_computed_again(stack, run, strict) -> None:
     # Sends to a reply queue younger than 4 s are denied, as a tag-conditioned permission may be.
-    strict.configure(authorization_delay_seconds=4)
+    strict.configure(authorization_delay_seconds=4, new_queue_settle_seconds=0)  # settling: its own test
     worker = run.worker(AWS_ENDPOINT_URL=strict.endpoint)
     front = run.frontend(WEB_WORKERS=1, AWS_ENDPOINT_URL=strict.endpoint)
     response = client.submit(front.url, [20, 22], ["sum"], wait=20)
