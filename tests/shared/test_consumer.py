@@ -107,9 +107,7 @@ def test_poison_goes_to_the_dead_letter_queue_at_once_during_an_outage(strict, s
     assert message["MessageAttributes"]["poison_reason"]["StringValue"] == "not JSON"
 
 
-def test_while_aws_fails_the_loop_probes_with_one_message_then_resumes(
-    strict, stack, queues, tmp_path
-) -> None:
+def test_while_aws_fails_the_loop_backs_off_then_resumes(strict, stack, queues, tmp_path) -> None:
     source, dead = queues
     failing = threading.Event()
     failing.set()

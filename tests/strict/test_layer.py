@@ -17,6 +17,12 @@ from qcompute.aws import error_code
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _queues_usable_at_once(strict) -> None:
+    """These tests use a queue right after creating it; the one-second rule has its own test."""
+    strict.configure(new_queue_settle_seconds=0)
+
+
 def _client(layer, service: str, attempts: int = 1):
     """A client through the layer; one attempt by default, so the layer's answer is seen as it is."""
     config = Config(
@@ -99,6 +105,16 @@ def test_list_queues_caps_at_1000_without_max_results_and_paginates_with_it(stri
         QueueNamePrefix=prefix, PaginationConfig={"PageSize": 2}
     )
     assert sorted(url for page in pages for url in page["QueueUrls"]) == urls
+
+
+def test_a_new_queue_is_usable_only_after_a_second(strict, unique) -> None:
+    strict.configure(new_queue_settle_seconds=1)
+    sqs = _client(strict, "sqs")
+    url = sqs.create_queue(QueueName=unique("new"))["QueueUrl"]
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.send_message(QueueUrl=url, MessageBody="too soon")
+    time.sleep(1.1)
+    sqs.send_message(QueueUrl=url, MessageBody="in time")
 
 
 def test_a_deleted_queue_is_still_listed_for_a_while_and_its_name_is_not_free(strict, unique) -> None:

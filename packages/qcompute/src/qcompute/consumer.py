@@ -304,9 +304,11 @@ class Consumer:
         self._delete(done)
         self._delay(retry)
         self._hold(held, [outcomes[m.message_id].reason for m in held])
-        if held and not done:
+        # AWS is back once a message goes through; poison, dead-lettered, says nothing either way.
+        succeeded = [m for m in done if not isinstance(outcomes.get(m.message_id), Poison)]
+        if held and not succeeded:
             return self.backoff.failed(outcomes[held[0].message_id].reason)
-        if done:
+        if succeeded:
             self.backoff.succeeded()
         return 0
 
