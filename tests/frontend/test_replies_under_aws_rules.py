@@ -51,7 +51,7 @@ def test_status_viewers_do_not_add_tag_calls(stack, run, strict) -> None:
     strict.configure(new_queue_settle_seconds=0)  # that rule has its own test
     front = run.frontend(WEB_WORKERS=2, AWS_ENDPOINT_URL=strict.endpoint)
     eventually(lambda: len(reply_queues(stack.clients.sqs, stack.clients.names)) == 2, what="2 reply queues")
-    window = 30.0
+    window = 15.0
 
     def tag_calls_during(viewers: int) -> int:
         before = _tag_calls(strict)
@@ -74,7 +74,7 @@ def test_status_viewers_do_not_add_tag_calls(stack, run, strict) -> None:
     alone, watched = tag_calls_during(0), tag_calls_during(10)
     print(f"tag calls in {window:.0f} s: {alone} with no viewer, {watched} with 10 viewers")
     # Two processes, each: its own heartbeat (1 a minute) and two reply queues' tags per 30 s.
-    assert watched <= 2 * (1 + 2 * (window / 30 + 1)), (alone, watched)
+    assert watched <= 2 * (1 + 2 * (window // 30 + 1)), (alone, watched)
 
 
 def test_a_reply_queue_deleted_but_still_listed_does_not_break_the_status_page(stack, run, strict) -> None:

@@ -19,7 +19,7 @@ from qcompute import contract
 pytestmark = pytest.mark.integration
 
 # Longer than the old retry budget (2 + 4 + 8 + 16 s of delays and five receives), short enough for CI.
-OUTAGE_SECONDS = 50
+OUTAGE_SECONDS = 40
 # After the outage: consumers probe at least every 30 s and put-back messages wait at most 60 s.
 RECOVERY_SECONDS = 120
 
