@@ -47,6 +47,7 @@ class Clients:
     sqs: Any
     sns: Any
     s3: Any
+    ssm: Any  # the frontend reads the accounts of an `accounts` stack
 
 
 def connect(stack: StackSettings, *, pool_size: int = 10, endpoint_url: str | None = None) -> Clients:
@@ -67,6 +68,7 @@ def connect(stack: StackSettings, *, pool_size: int = 10, endpoint_url: str | No
         sqs=client("sqs"),
         sns=client("sns"),
         s3=client("s3"),
+        ssm=client("ssm"),
     )
 
 

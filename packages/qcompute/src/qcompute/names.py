@@ -112,6 +112,16 @@ class StackNames:
         return f"arn:aws:ssm:{self.region}:{self.account_id}:parameter{self.secret_key_parameter}"
 
     @property
+    def accounts_path(self) -> str:
+        """The SSM path under which each account of an `accounts` stack is a SecureString."""
+        return f"/qcompute/{self.stack}/accounts"
+
+    @property
+    def accounts_path_arn(self) -> str:
+        # GetParametersByPath is authorized against the path itself, not the parameters below it.
+        return f"arn:aws:ssm:{self.region}:{self.account_id}:parameter{self.accounts_path}"
+
+    @property
     def bundle_key(self) -> str:
         """The application bundle in the log bucket, outside logs/ and payloads/."""
         return "deploy/bundle.tar.gz"
