@@ -28,7 +28,7 @@ start_localstack() {
   ensure_localstack_venv
   printf '\n==> starting LocalStack on %s\n' "${LOCALSTACK_ENDPOINT#http://}"
   mkdir -p "$ROOT/test-artifacts" "$ROOT/.cache/localstack-data"
-  GATEWAY_LISTEN=${LOCALSTACK_ENDPOINT#http://} SERVICES=sqs,sns,s3,sts DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 \
+  GATEWAY_LISTEN=${LOCALSTACK_ENDPOINT#http://} SERVICES=sqs,sns,s3,sts,ssm DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 \
     DISABLE_EVENTS=1 FILESYSTEM_ROOT="$ROOT/.cache/localstack-data" \
     "$LOCALSTACK_VENV/bin/python" -m localstack.runtime.main > "$log" 2>&1 &
   LOCALSTACK_PID=$!

@@ -1,7 +1,8 @@
 """The JSON API. The web pages call the same `Submissions` methods.
 
-It accepts only `application/json` bodies and uses no cookies, so a cross-site page cannot submit to
-it without a CORS preflight, which it never grants: CSRF protection is therefore not needed here.
+It accepts only `application/json` bodies and reads no cookies (with accounts, only a bearer token
+says who is asking), so a cross-site page cannot submit to it without a CORS preflight, which it never
+grants, nor act as someone signed in: CSRF protection is therefore not needed here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from frontend import auth
 from frontend.status import stack_status
 from qcompute.operations import OPERATIONS
 from qcompute.validation import InputError, check_fields, parse_numbers, parse_operations, read_integer
@@ -63,7 +65,7 @@ def create_request() -> Any:
         check_fields(document, allowed=("numbers", "operations"), required=("numbers",))
         numbers = parse_numbers(document["numbers"], settings.limits)
         operations = parse_operations(document.get("operations"))
-        waiter = _submissions().submit(numbers, operations)
+        waiter = auth.submit(numbers, operations)
     except InputError as error:
         return _bad(error)
     outcome = _submissions().wait(waiter, wait)
@@ -78,7 +80,7 @@ def get_request(request_id: str) -> Any:
     settings = current_app.config["SETTINGS"]
     # ?numbers=1 adds the input (read from the log), which a large request makes heavy.
     with_numbers = request.args.get("numbers") == "1"
-    lookup = _submissions().find(request_id, with_numbers=with_numbers)
+    lookup = _submissions().find(request_id, auth.viewer(), with_numbers=with_numbers)
     if lookup.outcome is not None:
         return jsonify(lookup.outcome.as_api(with_numbers=with_numbers)), 200
     if lookup.status == "pending":
@@ -105,5 +107,7 @@ def status() -> Any:
 @blueprint.get("/history")
 def history() -> Any:
     settings = current_app.config["SETTINGS"]
-    entries, next_cursor = _submissions().history(request.args.get("before"), settings.history_page_size)
+    entries, next_cursor = _submissions().history(
+        request.args.get("before"), settings.history_page_size, auth.viewer()
+    )
     return jsonify(entries=entries, next=next_cursor)

@@ -18,11 +18,13 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from frontend import api, health, memory, web
+from frontend import api, auth, health, memory, web
+from frontend.limits import Limited, Limits
 from frontend.replies import ReplyChannel
 from frontend.settings import FrontendSettings
-from frontend.submissions import Submissions, Unavailable
+from frontend.submissions import Overloaded, Submissions, Unavailable
 from qcompute import aws, contract, logs
+from qcompute.accounts import AccountStore
 
 log = logs.get_logger("frontend")
 csrf = CSRFProtect()
@@ -65,6 +67,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
         WTF_CSRF_TIME_LIMIT=None,  # a form left open overnight still submits
+        SESSION_COOKIE_NAME="qcompute_session",
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.domain),  # behind the TLS proxy: never sent over HTTP
+        PERMANENT_SESSION_LIFETIME=int(settings.session_hours * 3600),
         SETTINGS=settings,
     )
     app.config.update({k: v for k, v in config.items() if k.isupper()})
@@ -73,8 +79,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["large_slots"] = memory.LargeRequestSlots(
         settings.lock_dir, settings.large_requests_at_once, settings.large_request_wait_seconds
     )
+    app.extensions["limits"] = Limits(settings.lock_dir)
+    app.extensions["accounts"] = auth.AccountsCache(
+        AccountStore(clients.ssm, clients.names), settings.accounts_refresh_seconds
+    )
+    app.wsgi_app = auth.TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
 
     # Before CSRFProtect's own hook, which reads the form: a large body waits for its turn first.
+    # Sign-in comes first of all: a stranger's large body is refused before it is read.
+    app.before_request(_bind_request_id)
+    app.before_request(auth.require_user)
     app.before_request(lambda: memory.reserve_if_large_body(request.content_length, request.method))
     app.teardown_request(memory.end_of_request)
     csrf.init_app(app)
@@ -82,7 +96,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(web.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(health.blueprint)
-    app.before_request(_bind_request_id)
+    app.register_blueprint(auth.blueprint)
     app.after_request(_add_headers)
     _register_error_handlers(app)
     log.info("frontend_started", stack=clients.names.stack, reply_queue=channel.queue_url)
@@ -92,7 +106,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _bind_request_id() -> None:
     structlog.contextvars.clear_contextvars()
     g.request_id = uuid.uuid4().hex
-    structlog.contextvars.bind_contextvars(request_id=g.request_id)
+    # The client as the trusted proxy saw it (auth.TrustedProxies), else the connection's own address.
+    structlog.contextvars.bind_contextvars(request_id=g.request_id, client=request.remote_addr)
 
 
 def _add_headers(response: Response) -> Response:
@@ -116,6 +131,8 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> tu
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_failed(error: CSRFError) -> Any:
+        if request.endpoint == "auth.signin":
+            return auth.signin_page("the form expired or did not come from this site; sign in again", 400)
         return web.form_page(
             "the form expired or did not come from this site; check your input and submit again",
             field="form",
@@ -133,6 +150,24 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Unavailable)
     def unavailable(error: Unavailable) -> Any:
         return _error(503, "unavailable", str(error))
+
+    @app.errorhandler(Limited)
+    def limited(error: Limited) -> Any:
+        retry = {"Retry-After": str(error.retry_after)}
+        if _wants_json():
+            body, status = _error(429, "rate_limited", str(error))
+            return body, status, retry
+        if request.endpoint == "auth.signin":
+            return (*auth.signin_page(str(error), 429), retry)
+        return (*web.form_page(str(error), field="form", status=429), retry)
+
+    @app.errorhandler(Overloaded)
+    def overloaded(error: Overloaded) -> Any:
+        retry = {"Retry-After": "30"}
+        if _wants_json():
+            body, status = _error(503, "overloaded", str(error))
+            return body, status, retry
+        return (*web.form_page(str(error), field="form", status=503), retry)
 
     @app.errorhandler(memory.Busy)
     def busy(error: memory.Busy) -> Any:

@@ -29,6 +29,22 @@ class FrontendSettings:
     large_requests_at_once: int
     large_request_wait_seconds: float
     lock_dir: Path
+    # Who may use it: "open" (anyone who reaches the page) or "accounts" (signed-in people and API
+    # tokens; see accounts.py). Accounts are read from SSM at most every `accounts_refresh_seconds`.
+    access_mode: str
+    accounts_refresh_seconds: float
+    session_hours: float
+    # The public name behind the TLS proxy, if any: session cookies are then sent over HTTPS only.
+    domain: str
+    # Host names or addresses whose X-Forwarded-For and -Proto are believed (the TLS proxy).
+    trusted_proxies: tuple[str, ...]
+    # Limits on abuse (limits.py), per account, or per client address where there is none.
+    submissions_per_minute: int
+    integers_per_minute: int
+    signin_failures_before_delay: int
+    signin_failures_allowed: int
+    # Admission control: above this many requests waiting in the request queue, new ones get 503.
+    max_backlog: int
     log_level: str
     log_format: str
 
@@ -45,6 +61,9 @@ class FrontendSettings:
                 "REPLY_QUEUE_IDLE_SECONDS must be at least 3 x REPLY_QUEUE_HEARTBEAT_SECONDS, "
                 "or live queues would be swept"
             )
+        access_mode = env.text("ACCESS_MODE", "open")
+        if access_mode not in ("open", "accounts"):
+            raise ConfigError(f"ACCESS_MODE must be open or accounts, not {access_mode!r}")
         return cls(
             stack=StackSettings.from_env(env),
             limits=Limits.from_env(env),
@@ -62,6 +81,18 @@ class FrontendSettings:
             large_request_wait_seconds=env.number("LARGE_REQUEST_WAIT_SECONDS", 20.0),
             # gunicorn's heartbeat directory: memory every process of the container shares.
             lock_dir=Path(env.text("WORKER_TMP_DIR", "/dev/shm")),  # noqa: S108
+            access_mode=access_mode,
+            accounts_refresh_seconds=env.number("ACCOUNTS_REFRESH_SECONDS", 10.0),
+            session_hours=env.number("SESSION_HOURS", 12.0),
+            domain=env.text("DOMAIN", ""),
+            trusted_proxies=tuple(
+                name.strip() for name in env.text("TRUSTED_PROXIES", "").split(",") if name.strip()
+            ),
+            submissions_per_minute=env.integer("SUBMISSIONS_PER_MINUTE", 60, minimum=1),
+            integers_per_minute=env.integer("INTEGERS_PER_MINUTE", 10_000_000, minimum=1),
+            signin_failures_before_delay=env.integer("SIGNIN_FAILURES_BEFORE_DELAY", 3, minimum=1),
+            signin_failures_allowed=env.integer("SIGNIN_FAILURES_ALLOWED", 10, minimum=1),
+            max_backlog=env.integer("MAX_BACKLOG", 1000, minimum=1),
             log_level=env.text("LOG_LEVEL", "INFO").upper(),
             log_format=env.text("LOG_FORMAT", "auto"),
         )

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from frontend.replies import HEARTBEAT_TAG
-from frontend.submissions import Submissions, Unavailable
+from frontend.submissions import EVERYONE, Submissions, Unavailable
 from qcompute import aws
 
 DEPTH_ATTRIBUTES = {
@@ -75,7 +75,7 @@ def _read_status(submissions: Submissions) -> dict[str, Any]:
             )
     except (BotoCoreError, ClientError) as error:
         raise Unavailable("the queues cannot be read; please try again shortly") from error
-    recent, _ = submissions.history(None, RECENT_RESULTS)
+    recent, _ = submissions.history(None, RECENT_RESULTS, EVERYONE)
     return {
         "stack": names.stack,
         "health": _health(submissions, queues),

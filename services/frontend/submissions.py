@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -27,6 +28,32 @@ log = get_logger(__name__)
 
 class Unavailable(RuntimeError):
     """AWS could not be reached (after botocore's retries): the user should try again shortly."""
+
+
+class Overloaded(RuntimeError):
+    """More requests wait in the request queue than MAX_BACKLOG: new ones must wait outside."""
+
+
+# How long a process believes the request queue's depth: admission control costs one call per interval.
+BACKLOG_CHECK_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose requests someone may see: their own account's ("" is nobody's: open mode), or, for
+    admins and in open mode, everyone's (`names` then lists every known submitter, for ids that have
+    no record yet)."""
+
+    names: frozenset[str]
+    everyone: bool = False
+
+    @property
+    def own(self) -> str:
+        return next(iter(self.names))
+
+
+# Open mode, and the status page (admins only): every request.
+EVERYONE = Viewer(frozenset({""}), everyone=True)
 
 
 @dataclass(frozen=True)
@@ -105,12 +132,30 @@ class Submissions:
         self.secret = settings.secret_key.encode()
         self.requests_url = aws.queue_url(clients.sqs, clients.names.requests_queue)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-read")
+        self.backlog = (0, -BACKLOG_CHECK_SECONDS)  # (depth, when read)
 
     # --- submitting -----------------------------------------------------------------------------------
 
-    def submit(self, numbers: list[int], operations: list[str]) -> Waiter:
-        """Send the request; the returned waiter is registered before the send, so no reply is missed."""
-        request_id = contract.new_request_id(self.secret)
+    def admit(self) -> None:
+        """Admission control: refuse new work while the request queue holds more than MAX_BACKLOG."""
+        depth, read_at = self.backlog
+        if time.monotonic() - read_at >= BACKLOG_CHECK_SECONDS:
+            try:
+                attributes = self.clients.sqs.get_queue_attributes(
+                    QueueUrl=self.requests_url, AttributeNames=["ApproximateNumberOfMessages"]
+                )["Attributes"]
+            except (BotoCoreError, ClientError) as error:
+                raise Unavailable("the request queue cannot be reached; please try again shortly") from error
+            depth = int(attributes.get("ApproximateNumberOfMessages", 0))
+            self.backlog = (depth, time.monotonic())
+        if depth > self.settings.max_backlog:
+            log.warning("backlog_full", depth=depth, limit=self.settings.max_backlog)
+            raise Overloaded(f"{depth:,} requests are waiting to be computed; please try again in a minute")
+
+    def submit(self, numbers: list[int], operations: list[str], user: str = "") -> Waiter:
+        """Send the request; the returned waiter is registered before the send, so no reply is missed.
+        `user` is the submitting account ("" when open): the id is signed for it, the record names it."""
+        request_id = contract.new_request_id(self.secret, user=user)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         correlation_id = contract.new_request_id(self.secret)
         message = contract.request_message(
@@ -120,6 +165,7 @@ class Submissions:
             reply_to=self.channel.queue_url,
             correlation_id=correlation_id,
             submitted_at=contract.utc_now(),
+            user=user or None,
         )
         body = contract.encode(message)
         if not contract.fits(body, self.settings.limits.max_message_bytes):
@@ -173,12 +219,14 @@ class Submissions:
 
     # --- finding results ----------------------------------------------------------------------------------
 
-    def find(self, request_id: str, *, with_numbers: bool = False) -> Lookup:
+    def find(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False) -> Lookup:
         """This process's replies first, then the S3 log, then what the id itself tells.
 
         Replies carry no numbers: `with_numbers` prefers the log, which has them once written.
+        Another account's request is "unknown", exactly like one that never was.
         """
-        if not contract.is_request_id(request_id):
+        signer = self._signer(request_id, viewer)
+        if signer is None:
             return Lookup("unknown")
         completed = self.channel.completed(request_id)
         if completed is not None and not with_numbers:
@@ -188,14 +236,22 @@ class Submissions:
         record = self._read_record(contract.log_key(request_id))
         if record is None and completed is not None:
             record = self._with_results(completed[0])
+        if record is not None and record.get("user", "") != signer:
+            return Lookup("unknown")  # the id's signature and the record disagree: trust neither
         if record is not None:
             self.channel.resolved(request_id)
             outcome = Outcome.from_record(record, replied_at=completed[1] if completed else None)
             return Lookup(outcome.status, outcome)
-        if not contract.is_signed_by(request_id, self.secret):
-            return Lookup("unknown")
         age = time.time() - contract.request_time(request_id).timestamp()
         return Lookup("pending" if age < self.settings.pending_timeout_seconds else "expired")
+
+    def _signer(self, request_id: str, viewer: Viewer) -> str | None:
+        """Which of the viewer's accounts issued this id, if any ("" for open mode)."""
+        if not contract.is_request_id(request_id):
+            return None
+        return next(
+            (name for name in viewer.names if contract.is_signed_by(request_id, self.secret, name)), None
+        )
 
     def _read_record(self, key: str) -> dict[str, Any] | None:
         stored = self._get(key, "the result log cannot be read")
@@ -224,11 +280,18 @@ class Submissions:
 
     # --- history ------------------------------------------------------------------------------------------
 
-    def history(self, before: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of past requests, newest first, and the cursor (a request id) of the next page."""
-        before_key = contract.log_key(before) if before and contract.is_request_id(before) else None
+    def history(
+        self, before: str | None, limit: int, viewer: Viewer
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of past requests, newest first, and the cursor (a request id) of the next page:
+        everyone's from the log, or one account's from its own entries."""
+        if viewer.everyone:
+            prefix, key_of = contract.LOG_PREFIX, contract.log_key
+        else:
+            prefix, key_of = f"{contract.USER_PREFIX}{viewer.own}/", partial(contract.user_key, viewer.own)
+        before_key = key_of(before) if before and contract.is_request_id(before) else None
         try:
-            keys = list(islice(self._keys_newest_first(contract.LOG_PREFIX, before_key), limit + 1))
+            keys = list(islice(self._keys_newest_first(prefix, before_key), limit + 1))
             summaries = list(self.pool.map(self._summary, keys[:limit]))
         except (BotoCoreError, ClientError) as error:
             raise Unavailable("the result log cannot be read; please try again shortly") from error
@@ -249,6 +312,8 @@ class Submissions:
         """What the logger noted in the object's metadata: no body is read, however large."""
         metadata = self.clients.s3.head_object(Bucket=self.clients.names.log_bucket, Key=key)["Metadata"]
         summary: dict[str, Any] = {"status": metadata.get("status", "")}
+        if metadata.get("user"):
+            summary["user"] = metadata["user"]
         if metadata.get("operations"):
             summary["operations"] = metadata["operations"].split(",")
         if metadata.get("count", "").isdigit():

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
+from frontend import auth
 from frontend.status import stack_status
 from qcompute.operations import OPERATIONS
 from qcompute.validation import InputError, parse_numbers_text, parse_operations
@@ -48,7 +49,7 @@ def submit() -> Any:
     try:
         numbers = parse_numbers_text(_typed_or_uploaded(), settings.limits)
         operations = parse_operations(request.form.getlist("operations"))
-        waiter = _submissions().submit(numbers, operations)
+        waiter = auth.submit(numbers, operations)
     except InputError as error:
         return form_page(error.message, field=error.field, status=400)
     outcome = _submissions().wait(waiter, settings.reply_wait_seconds)
@@ -80,7 +81,7 @@ def _typed_or_uploaded() -> str:
 @blueprint.get("/requests/<request_id>")
 def result(request_id: str) -> Any:
     settings = current_app.config["SETTINGS"]
-    lookup = _submissions().find(request_id, with_numbers=True)
+    lookup = _submissions().find(request_id, auth.viewer(), with_numbers=True)
     if lookup.outcome is not None:
         return render_template(
             "result.html", outcome=lookup.outcome, permalink=url_for("web.result", request_id=request_id)
@@ -98,7 +99,7 @@ def result(request_id: str) -> Any:
 def history() -> Any:
     settings = current_app.config["SETTINGS"]
     before = request.args.get("before")
-    entries, next_cursor = _submissions().history(before, settings.history_page_size)
+    entries, next_cursor = _submissions().history(before, settings.history_page_size, auth.viewer())
     return render_template("history.html", entries=entries, next_cursor=next_cursor, first_page=not before)
 
 

@@ -54,11 +54,26 @@ class RecordWriter:
             key = contract.log_key(record["id"])
             try:
                 if not _payload_keys(record):
-                    return self._store(record, message.body, key)
-                with self.large:
-                    return self._store(record, message.body, key)
+                    outcome = self._store(record, message.body, key)
+                else:
+                    with self.large:
+                        outcome = self._store(record, message.body, key)
+                if outcome is None and record.get("user"):
+                    self._add_to_history(record)
+                return outcome
             except (BotoCoreError, ClientError) as error:
                 return failure("S3 write failed", error)
+
+    def _add_to_history(self, record: dict[str, Any]) -> None:
+        """The account's own history entry, written after the log so it never names a missing one;
+        a failure retries the message, and writing the entry again is harmless."""
+        self.clients.s3.put_object(
+            Bucket=self.bucket,
+            Key=contract.user_key(record["user"], record["id"]),
+            Body=b"",
+            ContentType="application/json",
+            Metadata=_summary(record),
+        )
 
     def _store(self, record: dict[str, Any], body: str, key: str) -> Outcome:
         stored = _payload_keys(record)
@@ -129,6 +144,7 @@ def _summary(record: dict[str, Any]) -> dict[str, str]:
     """What the history page shows, as object metadata: it reads no object body to list requests."""
     request, timings = record.get("request", {}), record["timings"]
     return {
+        **({"user": record["user"]} if record.get("user") else {}),
         "status": record["status"],
         "operations": ",".join(str(name) for name in request.get("operations", []))[:1000],
         "count": str(request.get("count", "")),

@@ -95,7 +95,7 @@ class Emulator:
         env = {
             **os.environ,
             "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
-            "SERVICES": "sqs,sns,s3,sts",
+            "SERVICES": "sqs,sns,s3,sts,ssm",
             "DNS_ADDRESS": "0",
             "SKIP_SSL_CERT_DOWNLOAD": "1",
             "DISABLE_EVENTS": "1",

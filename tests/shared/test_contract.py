@@ -143,3 +143,48 @@ def test_raw_json_is_spliced_verbatim() -> None:
     document = json.loads('{"a": ' + long_number + ', "b": [1.5, "x"]}', parse_int=read_integer)
     document["c"] = contract.RawJSON("[1,2,3]")
     assert contract.encode_raw(document) == '{"a":' + long_number + ',"b":[1.5,"x"],"c":[1,2,3]}'
+
+
+def test_an_id_is_signed_for_its_account_and_no_other() -> None:
+    alices = contract.new_request_id(SECRET, user="alice")
+    assert contract.is_signed_by(alices, SECRET, "alice")
+    assert not contract.is_signed_by(alices, SECRET, "bob")
+    assert not contract.is_signed_by(alices, SECRET)  # nor as an open stack's
+    assert not contract.is_signed_by(contract.new_request_id(SECRET), SECRET, "alice")
+
+
+@pytest.mark.parametrize("user", ["../logs", "Alice", "", 7, "a" * 64, "a/b"])
+def test_a_request_naming_an_impossible_account_is_malformed(user) -> None:
+    request_id = contract.new_request_id(SECRET)
+    message = contract.request_message(
+        request_id, [1], ["sum"], reply_to=None, correlation_id=request_id, submitted_at=contract.utc_now()
+    )
+    with pytest.raises(contract.MalformedMessage, match="invalid user"):
+        contract.decode_request(contract.encode({**message, "user": user}))
+
+
+def test_the_account_travels_from_request_to_record() -> None:
+    request_id = contract.new_request_id(SECRET, user="alice")
+    message = contract.request_message(
+        request_id,
+        [1],
+        ["sum"],
+        reply_to=None,
+        correlation_id=request_id,
+        submitted_at=contract.utc_now(),
+        user="alice",
+    )
+    request = contract.decode_request(contract.encode(message))
+    now = contract.utc_now()
+    record = contract.result_record(
+        request,
+        numbers=[1],
+        operations=["sum"],
+        results={"sum": 1},
+        received_at=now,
+        computed_at=now,
+        worker="w",
+        attempt=1,
+    )
+    assert contract.decode_result(contract.encode(record))["user"] == "alice"
+    assert contract.user_key("alice", request_id).startswith("users/alice/")

@@ -23,9 +23,9 @@ from botocore.exceptions import ClientError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from qcompute.aws import error_code
+from qcompute.contract import USER_NAME
 from qcompute.names import StackNames
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 TOKEN = re.compile(r"^qc_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 # A standard parameter holds 4 KB: a password hash and ten tokens fit with room to spare.
 MAX_TOKENS = 10
@@ -76,7 +76,7 @@ class Account:
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name):
+    if not USER_NAME.fullmatch(name):
         raise AccountError(
             f"{name!r} is not a valid account name: 1 to 63 of a-z, 0-9, '_', '.', '-', starting with a "
             "letter or digit"
@@ -196,7 +196,9 @@ class AccountStore:
         if len(account.tokens) >= MAX_TOKENS:
             raise AccountError(f"{name!r} has {MAX_TOKENS} tokens already; revoke one first")
         token_id, secret = secrets.token_hex(4), secrets.token_urlsafe(32)
-        expires = None if days is None else (datetime.now(UTC) + timedelta(days=days)).isoformat(timespec="seconds")
+        expires = (
+            None if days is None else (datetime.now(UTC) + timedelta(days=days)).isoformat(timespec="seconds")
+        )
         token = Token(token_id, _sha256(secret), _now(), expires)
         self._put(replace(account, tokens=(*account.tokens, token)), new=False)
         return token, f"qc_{token_id}_{secret}"

@@ -12,7 +12,8 @@ the waiting frontend already has, plus the request's correlation id.
 
 Request ids are UUIDv7: they sort by time, carry their submission time (which names the S3 log key,
 so a redelivered message always lands on the same key) and end in a 32-bit signature that lets any
-frontend process tell an id it issued from one it never saw.
+frontend process tell an id it issued from one it never saw, and for whom: on a stack with accounts,
+requests and records carry the submitting account's name ("user"), which the signature covers too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ from qcompute.validation import IntegerLiteral, read_integer
 VERSION = 1
 REQUEST_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 LOG_PREFIX = "logs/"
+# One empty object per request of an account, with the record's metadata: that account's history.
+USER_PREFIX = "users/"
+# An account's name: safe in an S3 key and an SSM parameter name as it is.
+USER_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 # Claim checks: what does not fit in a message waits here until the logger has written the record.
 PAYLOAD_PREFIX = "payloads/"
 
@@ -52,13 +57,13 @@ def allow_big_integers() -> None:
 # --- ids and time ---------------------------------------------------------------------------------
 
 
-def _signature(head: int, secret: bytes) -> int:
-    digest = hmac.new(secret, head.to_bytes(12, "big"), "sha256").digest()
+def _signature(head: int, secret: bytes, user: str = "") -> int:
+    digest = hmac.new(secret, head.to_bytes(12, "big") + user.encode(), "sha256").digest()
     return int.from_bytes(digest[:4], "big")
 
 
-def new_request_id(secret: bytes, now: float | None = None) -> str:
-    """A UUIDv7 whose last 32 random bits are an HMAC of the other 96 bits."""
+def new_request_id(secret: bytes, now: float | None = None, user: str = "") -> str:
+    """A UUIDv7 whose last 32 random bits are an HMAC of the other 96 bits and the submitter's name."""
     millis = int((time.time() if now is None else now) * 1000)
     head = (
         (millis << 48)
@@ -67,19 +72,20 @@ def new_request_id(secret: bytes, now: float | None = None) -> str:
         | (0b10 << 30)  # RFC 9562 variant
         | secrets.randbits(30)
     )
-    return str(uuid.UUID(int=(head << 32) | _signature(head, secret)))
+    return str(uuid.UUID(int=(head << 32) | _signature(head, secret, user)))
 
 
 def is_request_id(text: str) -> bool:
     return bool(REQUEST_ID_PATTERN.fullmatch(text))
 
 
-def is_signed_by(request_id: str, secret: bytes) -> bool:
+def is_signed_by(request_id: str, secret: bytes, user: str = "") -> bool:
+    """Whether a frontend with this secret issued the id, for this account ("" when open)."""
     if not is_request_id(request_id):
         return False
     value = uuid.UUID(request_id).int
     return hmac.compare_digest(
-        (value & 0xFFFFFFFF).to_bytes(4, "big"), _signature(value >> 32, secret).to_bytes(4, "big")
+        (value & 0xFFFFFFFF).to_bytes(4, "big"), _signature(value >> 32, secret, user).to_bytes(4, "big")
     )
 
 
@@ -91,6 +97,11 @@ def request_time(request_id: str) -> datetime:
 def log_key(request_id: str) -> str:
     """Where the logger stores a request's record: the day comes from the id, never from a clock."""
     return f"{LOG_PREFIX}{request_time(request_id):%Y/%m/%d}/{request_id}.json"
+
+
+def user_key(user: str, request_id: str) -> str:
+    """The entry of a request in its account's history (an empty object beside the log)."""
+    return f"{USER_PREFIX}{user}/{request_time(request_id):%Y/%m/%d}/{request_id}.json"
 
 
 def payload_key(request_id: str, kind: str) -> str:
@@ -150,6 +161,13 @@ def _require_text(document: dict[str, Any], field: str, *, optional: bool = Fals
         raise MalformedMessage(f"missing or invalid {field!r}")
 
 
+def _check_user(document: dict[str, Any]) -> None:
+    """The account a request or record belongs to, if any: it becomes part of an S3 key."""
+    user = document.get("user")
+    if user is not None and not (isinstance(user, str) and USER_NAME.fullmatch(user)):
+        raise MalformedMessage(f"invalid user {user!r}")
+
+
 # --- requests ---------------------------------------------------------------------------------------
 
 
@@ -161,6 +179,7 @@ def request_message(
     reply_to: str | None,
     correlation_id: str,
     submitted_at: str,
+    user: str | None = None,
 ) -> dict[str, Any]:
     return {
         "v": VERSION,
@@ -168,6 +187,7 @@ def request_message(
         "correlation_id": correlation_id,
         "reply_to": reply_to,
         "submitted_at": submitted_at,
+        **({"user": user} if user else {}),
         "operations": operations,
         "count": len(numbers),
         "numbers": numbers,
@@ -189,6 +209,7 @@ def decode_request(body: str) -> dict[str, Any]:
     _require_text(document, "correlation_id")
     _require_text(document, "submitted_at")
     _require_text(document, "reply_to", optional=True)
+    _check_user(document)
     try:
         parse_time(document["submitted_at"])
     except ValueError:
@@ -227,6 +248,7 @@ def result_record(
         "v": VERSION,
         "id": request["id"],
         "correlation_id": request["correlation_id"],
+        **({"user": request["user"]} if request.get("user") else {}),
         "status": "error" if error else "done",
         "request": {"operations": operations, "count": count, **echoed},
         "results": results or {},
@@ -262,6 +284,7 @@ def decode_result(body: str | bytes, **options: Any) -> dict[str, Any]:
     """A result record or reply, checked enough to file it under its id."""
     document = _decode_object(body, **options)
     _require_text(document, "correlation_id")
+    _check_user(document)
     if document.get("status") not in {"done", "error"}:
         raise MalformedMessage(f"invalid status {document.get('status')!r}")
     timings = document.get("timings")
