@@ -6,7 +6,10 @@ same AccountStore that `scripts/users` uses.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ import pytest
 import requests
 
 from harness.client import TIMEOUT
+from harness.services import ROOT
 from harness.waiting import eventually
 from qcompute import contract
 from qcompute.accounts import AccountStore
@@ -263,3 +267,24 @@ def test_forwarded_for_counts_only_from_the_trusted_proxy(stack, run) -> None:
     assert statuses(trusted.url) == [202, 202, 202, 202]  # four clients as the proxy says
     clients = {event.get("client") for event in untrusted.events("submitted")}
     assert clients == {"127.0.0.1"}
+
+
+def test_scripts_submit_sends_the_token_from_the_environment(stack, run, tmp_path) -> None:
+    run.worker()
+    site = accounts_site(stack, run)
+    submit = [sys.executable, str(ROOT / "scripts/submit"), "--url", site.url, "--op", "sum", "1", "2", "3"]
+    env = {"PATH": os.environ["PATH"]}
+    refused = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 1
+    assert "wants an API token" in refused.stderr
+    done = subprocess.run(
+        submit, env={**env, "QCOMPUTE_TOKEN": site.tokens["bob"]}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^sum\s+6$", done.stdout, re.MULTILINE)
+    token_file = tmp_path / "token"
+    token_file.write_text(site.tokens["alice"] + "\n")
+    from_file = subprocess.run(
+        [*submit, "--token-file", str(token_file)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert from_file.returncode == 0, from_file.stderr
