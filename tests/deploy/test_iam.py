@@ -57,6 +57,7 @@ def test_each_service_gets_exactly_the_actions_its_code_calls() -> None:
         "s3:GetObject",
         "s3:PutObject",
         "s3:ListBucket",
+        "ssm:GetParametersByPath",
     }
     assert _actions(iam.worker_policy(NAMES)) == consume | {
         "sqs:SendMessage",
@@ -94,6 +95,14 @@ def test_the_grants_that_matter_are_where_they_belong() -> None:
     assert ("s3:PutObject", f"{bucket}/logs/*") in logger
     assert ("s3:PutObject", f"{bucket}/logs/*") not in frontend | worker, "only the logger writes the log"
     assert ("sqs:ReceiveMessage", NAMES.queue_arn("demo-requests")) not in frontend | logger
+    # Sign-in reads the accounts by their path, as IAM authorizes GetParametersByPath: that path only.
+    accounts = "arn:aws:ssm:eu-west-1:123456789012:parameter/qcompute/demo/accounts"
+    assert [grant for grant in frontend if grant[0].startswith("ssm:")] == [
+        ("ssm:GetParametersByPath", accounts)
+    ]
+    assert not [grant for grant in worker | logger if grant[0].startswith("ssm:")], (
+        "only the frontend reads them"
+    )
 
 
 def _theirs(neighbour: StackNames) -> list[str]:
@@ -105,6 +114,8 @@ def _theirs(neighbour: StackNames) -> list[str]:
         neighbour.bucket_arn,
         f"{neighbour.bucket_arn}/logs/2026/01/01/x.json",
         neighbour.secret_key_parameter_arn,
+        neighbour.accounts_path_arn,
+        f"{neighbour.accounts_path_arn}/alice",
     ]
 
 
@@ -144,5 +155,10 @@ def test_the_instance_policy_merges_the_services_and_fits_iam() -> None:
         "ssm:GetParameter",
         "arn:aws:ssm:eu-west-1:123456789012:parameter/qcompute/demo/secret-key",
     ) in expected
+    # Nothing on the instance may write or delete a parameter: accounts change only from scripts/users.
+    assert {action for action, _ in expected if action.startswith("ssm:")} == {
+        "ssm:GetParameter",
+        "ssm:GetParametersByPath",
+    }
     # IAM's limit for a role's inline policies, white space not counted.
     assert len(json.dumps(policy, separators=(",", ":"))) < 10_240

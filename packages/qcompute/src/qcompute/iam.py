@@ -1,7 +1,7 @@
 """What each service may do in AWS: one least-privilege policy per service, in one place.
 
 Exact actions on the stack's exact ARNs, read off the calls each service makes (services/*, and the
-shared consumer.py, payloads.py and provision.reply_queues they use); `"*"` only for sqs:ListQueues,
+shared consumer.py, payloads.py, accounts.py and provision.reply_queues they use); `"*"` only for sqs:ListQueues,
 which has no resource-level permissions. `instance_policy` merges them into the inline policy of the
 EC2 instance role that `scripts/deploy` creates, with the two reads the instance itself makes at boot.
 tests/deploy/test_iam_lint.py lints them all against AWS's action and resource reference.
@@ -118,6 +118,11 @@ def frontend_policy(names: StackNames) -> Policy:
             _statement("FrontendStorePayloads", ["s3:PutObject"], [_objects(names, PAYLOAD_PREFIX)]),
             # The history pages list the log; ListBucket also turns a missing key into 404, not 403.
             _statement("FrontendListLog", ["s3:ListBucket"], [names.bucket_arn]),
+            # Signing in reads every account at once (accounts.py). GetParametersByPath is authorized
+            # against the path asked for, not the parameters it returns (AWS's "How Parameter Store
+            # authorizes parameter retrieval"): exactly the stack's accounts path. They are
+            # SecureStrings under aws/ssm, whose key policy lets SSM decrypt them: no kms:Decrypt.
+            _statement("FrontendReadAccounts", ["ssm:GetParametersByPath"], [names.accounts_path_arn]),
         ]
     )
 
