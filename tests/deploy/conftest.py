@@ -1,5 +1,5 @@
-"""The deploy tests' own moto server (the LocalStack stage has no EC2 or IAM), `scripts/deploy` run
-as a real process against it, and clients to inspect what it made."""
+"""The deploy tests' own moto server (the LocalStack stage has no EC2 or IAM), `scripts/deploy` and
+`scripts/users` run as real processes against it, and clients to inspect what they made."""
 
 from __future__ import annotations
 
@@ -44,25 +44,33 @@ def _hermetic_env(backend: Backend) -> dict[str, str]:
 
 @dataclass
 class Deploy:
-    """Runs scripts/deploy against the deploy tests' moto server."""
+    """Runs scripts/deploy (or another script) against the deploy tests' moto server."""
 
     backend: Backend
+    script: str = "scripts/deploy"
 
     def __call__(
-        self, *argv: str, ok: bool = True, unset: tuple[str, ...] = (), timeout: float = 300
+        self,
+        *argv: str,
+        ok: bool = True,
+        unset: tuple[str, ...] = (),
+        timeout: float = 300,
+        stdin: str = "",
     ) -> subprocess.CompletedProcess:
         env = {k: v for k, v in _hermetic_env(self.backend).items() if k not in unset}
         result = subprocess.run(
-            [str(ROOT / "scripts/deploy"), *argv],
+            [str(ROOT / self.script), *argv],
             cwd=ROOT,
             env=env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
         if ok:
-            assert result.returncode == 0, f"deploy {' '.join(argv)}:\n{result.stdout}\n{result.stderr}"
+            command = f"{self.script} {' '.join(argv)}"
+            assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
         return result
 
     @staticmethod
@@ -79,6 +87,12 @@ class Deploy:
 @pytest.fixture
 def deploy(deploy_backend: Backend) -> Deploy:
     return Deploy(deploy_backend)
+
+
+@pytest.fixture
+def users(deploy_backend: Backend) -> Deploy:
+    """Runs scripts/users against the deploy tests' moto server."""
+    return Deploy(deploy_backend, "scripts/users")
 
 
 @pytest.fixture
