@@ -147,7 +147,8 @@ def require_user() -> Any:
             body = {"error": {"code": "unauthorized", "message": "send Authorization: Bearer <token>"}}
             return body, 401, {"WWW-Authenticate": 'Bearer realm="qcompute"'}
         return redirect(url_for("auth.signin_form", next=request.full_path.rstrip("?")), 303)
-    structlog.contextvars.bind_contextvars(user=user.name or None)
+    if user.name:
+        structlog.contextvars.bind_contextvars(user=user.name)
     if request.endpoint in ADMIN_ENDPOINTS and not user.admin:
         if request.blueprint == "api":
             return {"error": {"code": "forbidden", "message": "for admins only"}}, 403

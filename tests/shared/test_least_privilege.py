@@ -24,6 +24,7 @@ from harness.fixtures import queue_depth, queue_url, send_request
 from harness.services import ROOT
 from harness.waiting import eventually
 from qcompute import iam
+from qcompute.accounts import AccountStore
 from qcompute.names import STACK_TAG, StackNames
 
 pytestmark = pytest.mark.integration
@@ -54,6 +55,10 @@ def _authorizations(call: dict, names: StackNames) -> list[tuple[str, str]]:
         return [(action, names.queue_arn(queue))]
     if call["service"] == "sns":
         return [(action, params["TopicArn"])]
+    if call["service"] == "ssm":
+        # GetParametersByPath is authorized against the path asked for.
+        name = params.get("Path") or params["Name"]
+        return [(action, f"arn:aws:ssm:{names.region}:{names.account_id}:parameter{name}")]
     if operation == "DeleteObjects":
         return [(action, f"{names.bucket_arn}/{item['Key']}") for item in params["Delete"]["Objects"]]
     key = params.get("Key")
@@ -84,7 +89,7 @@ def _record(path: Path) -> list[dict]:
 
 def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, strict, tmp_path) -> None:
     names, sqs = stack.clients.names, stack.clients.sqs
-    files = {service: tmp_path / f"{service}.jsonl" for service in SERVICES}
+    files = {service: tmp_path / f"{service}.jsonl" for service in (*SERVICES, "accounts")}
 
     def recorded(service: str) -> dict:
         hook = ROOT / "tests/harness/record_calls"
@@ -106,6 +111,28 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, stri
     worker = run.worker(**recorded("worker"))
     logger = run.logger(**recorded("logger"))
     front = run.frontend(WEB_WORKERS=1, **recorded("frontend"))
+    # A stack with accounts: the frontend reads them, an account's history has its own entries.
+    store = AccountStore(stack.clients.ssm, names)
+    store.create("alice", password="alice-password-123")
+    token = store.add_token("alice")[1]
+    with_accounts = run.frontend(
+        "frontend-accounts", WEB_WORKERS=1, ACCESS_MODE="accounts", **recorded("accounts")
+    )
+    alices = {"Authorization": f"Bearer {token}"}
+    submitted = requests.post(
+        f"{with_accounts.url}/api/requests",
+        json={"numbers": [5, 6]},
+        headers=alices,
+        params={"wait": 10},
+        timeout=60,
+    )
+    assert submitted.status_code == 200, submitted.text
+    eventually(
+        lambda: requests.get(f"{with_accounts.url}/api/history", headers=alices, timeout=60).json()[
+            "entries"
+        ],
+        what="alice's history entry",
+    )
 
     small = client.compute(front.url, [1, 2, 3])
     large = client.compute(front.url, list(range(30_000)), ["sorted"])  # results through S3
@@ -144,7 +171,10 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, stri
     denied: dict[str, set[str]] = {}
     seen: dict[str, set[str]] = {}
     for service in SERVICES:
-        calls = [c for c in _record(files[service]) if c["operation"] not in NEEDS_NO_PERMISSION]
+        recorded_calls = _record(files[service]) + (
+            _record(files["accounts"]) if service == "frontend" else []
+        )
+        calls = [c for c in recorded_calls if c["operation"] not in NEEDS_NO_PERMISSION]
         assert calls, f"no calls recorded for {service}"
         for call in calls:
             for action, resource in _authorizations(call, names):
@@ -154,7 +184,13 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, stri
                     denied.setdefault(service, set()).add(problem)
     assert denied == {}, "calls the deployment's policies would refuse"
     # The scenario reached the paths that need the rarer permissions.
-    assert {"sqs:DeleteQueue", "sqs:CreateQueue", "s3:PutObject", "sqs:ListQueues"} <= seen["frontend"]
+    assert {
+        "sqs:DeleteQueue",
+        "sqs:CreateQueue",
+        "s3:PutObject",
+        "sqs:ListQueues",
+        "ssm:GetParametersByPath",
+    } <= seen["frontend"]
     assert {"sqs:ChangeMessageVisibility", "sns:Publish", "s3:PutObject", "sqs:SendMessage"} <= seen["worker"]
     assert {"s3:DeleteObject", "s3:PutObject", "sqs:SendMessage"} <= seen["logger"]
     put_back = {

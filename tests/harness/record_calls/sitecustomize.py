@@ -27,6 +27,8 @@ if _path:
         "Tags",
         "Prefix",
         "RoleName",
+        "Path",  # SSM: a path of parameters, and a parameter's name (never its value)
+        "Name",
     )
 
     def _policies(value, path):

@@ -1,9 +1,10 @@
 """What each service may do in AWS: one least-privilege policy per service, in one place.
 
 Exact actions on the stack's exact ARNs, read off the calls each service makes (services/*, and the
-shared consumer.py, payloads.py, accounts.py and provision.reply_queues they use); `"*"` only for sqs:ListQueues,
-which has no resource-level permissions. `instance_policy` merges them into the inline policy of the
-EC2 instance role that `scripts/deploy` creates, with the two reads the instance itself makes at boot.
+shared consumer.py, payloads.py, accounts.py and provision.reply_queues they use); `"*"` only for
+sqs:ListQueues, which has no resource-level permissions. `instance_policy` merges them into the
+inline policy of the EC2 instance role that `scripts/deploy` creates, with the two reads the instance
+itself makes at boot.
 tests/deploy/test_iam_lint.py lints them all against AWS's action and resource reference.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcompute.contract import LOG_PREFIX, PAYLOAD_PREFIX
+from qcompute.contract import LOG_PREFIX, PAYLOAD_PREFIX, USER_PREFIX
 from qcompute.names import STACK_TAG, StackNames
 
 Policy = dict[str, Any]
@@ -112,7 +113,8 @@ def frontend_policy(names: StackNames) -> Policy:
             _statement(
                 "FrontendReadResults",
                 ["s3:GetObject"],
-                [_objects(names, LOG_PREFIX), _objects(names, PAYLOAD_PREFIX)],
+                # users/: each account's history entries (HEAD is authorized as GetObject).
+                [_objects(names, LOG_PREFIX), _objects(names, PAYLOAD_PREFIX), _objects(names, USER_PREFIX)],
             ),
             # Numbers too large for a message (claim checks).
             _statement("FrontendStorePayloads", ["s3:PutObject"], [_objects(names, PAYLOAD_PREFIX)]),
@@ -160,7 +162,10 @@ def logger_policy(names: StackNames) -> Policy:
             _statement("LoggerConsume", _CONSUME, [q(names.log_queue)]),
             _statement("LoggerRequeue", ["sqs:SendMessage"], [q(names.log_queue)]),
             _statement("LoggerDeadLetter", ["sqs:SendMessage", "sqs:GetQueueUrl"], [q(names.log_dlq)]),
-            _statement("LoggerWrite", ["s3:PutObject"], [_objects(names, LOG_PREFIX)]),
+            # The record, and its entry in its account's history (users/<name>/...).
+            _statement(
+                "LoggerWrite", ["s3:PutObject"], [_objects(names, LOG_PREFIX), _objects(names, USER_PREFIX)]
+            ),
             # It writes stored payloads into the record, then deletes them (DeleteObjects is
             # authorized per key as DeleteObject); a HEAD on the log tells a record already written.
             _statement(
