@@ -8,10 +8,13 @@ import base64
 import shutil
 from pathlib import Path
 
+import pytest
+
 from harness.backend import REGION
 from harness.services import ROOT
-from qcompute import iam
-from qcompute.deploy import bundle, instance, stack
+from qcompute import accounts, iam
+from qcompute.accounts import AccountStore
+from qcompute.deploy import bundle, infra, instance, stack
 from qcompute.deploy.infra import tag_dict
 from qcompute.names import STACK_TAG
 
@@ -50,7 +53,7 @@ def test_up_makes_the_stack_as_defined_and_a_second_up_changes_nothing(deploy, i
 
     first = deploy("up", "--stack", stack_name, "--http-cidr", HTTP_CIDR, "--no-wait")
     assert [action for action, _, _ in deploy.changes(first.stdout)] == ["create"] * 15
-    assert "not waiting for the page (--no-wait)" in first.stdout
+    assert "not waiting for http://" in first.stdout
 
     server = _only_instance(deployment)
     assert f"URL: http://{server['PublicIpAddress']}/" in first.stdout
@@ -156,7 +159,7 @@ def test_a_code_change_rolls_out_to_the_same_instance(deploy, inspect, stack_nam
     script = "\n".join(command["Parameters"]["commands"])
     assert "aws s3 cp" in script
     assert "--scale worker=" in script
-    assert script.rstrip().endswith("/opt/qcompute/release.sh 1")
+    assert script.rstrip().endswith("/opt/qcompute/release.sh --workers 1 --access accounts")
     tags = tag_dict(_only_instance(deployment)["Tags"])
     assert tags[instance.BUNDLE_TAG] == new_digest
     assert _only_instance(deployment)["PublicIpAddress"] == server["PublicIpAddress"], "same URL"
@@ -237,3 +240,192 @@ def test_down_asks_first_and_removes_nothing_without_the_stack_name(deploy, insp
     assert refused.returncode == 1
     assert "nothing removed" in refused.stdout
     assert _only_instance(inspect(stack_name))["State"]["Name"] == "running"
+
+
+DOMAIN = "qcompute.example.org"
+EMAIL = "ops@example.org"
+
+
+def _web_rules(deployment, group_id: str) -> set[tuple[int, str]]:
+    """(port, CIDR) of every inbound rule, each of which must be one TCP port from IPv4 ranges only."""
+    rules = _ingress(deployment, group_id)
+    for rule in rules:
+        assert (rule["IpProtocol"], rule["FromPort"]) == ("tcp", rule["ToPort"]), rule
+        assert [rule[other] for other in ("Ipv6Ranges", "UserIdGroupPairs", "PrefixListIds")] == [[], [], []]
+    return {(rule["FromPort"], ip["CidrIp"]) for rule in rules for ip in rule["IpRanges"]}
+
+
+def _user_data(deployment, instance_id: str) -> str:
+    found = deployment.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    return base64.b64decode(found["UserData"]["Value"]).decode()
+
+
+def _commands(deployment, instance_id: str) -> list[list[str]]:
+    """Every Run Command sent to the instance, oldest first: its shell lines."""
+    listed = deployment.ssm.list_commands(InstanceId=instance_id)["Commands"]
+    return [
+        command["Parameters"]["commands"] for command in sorted(listed, key=lambda c: c["RequestedDateTime"])
+    ]
+
+
+def test_a_domain_opens_443_for_https_and_dropping_it_closes_443(deploy, inspect, stack_name) -> None:
+    narrow = deploy("plan", "--stack", stack_name, "--domain", DOMAIN, "--http-cidr", HTTP_CIDR)
+    assert f"warning: --http-cidr {HTTP_CIDR} keeps the certificate authority out" in narrow.stdout
+    planned = deploy.changes(deploy("plan", "--stack", stack_name, "--domain", DOMAIN).stdout)
+    assert "inbound tcp/80, tcp/443 from 0.0.0.0/0 only" in {r: d for _, r, d in planned}["security group"]
+    assert "warning" not in deploy("plan", "--stack", stack_name, "--domain", DOMAIN).stdout
+
+    first = deploy("up", "--stack", stack_name, "--domain", DOMAIN.upper(), "--email", EMAIL, "--no-wait")
+    deployment = inspect(stack_name)
+    server = _only_instance(deployment)
+    address = server["PublicIpAddress"]
+    (group,) = server["SecurityGroups"]
+    assert _web_rules(deployment, group["GroupId"]) == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
+    assert f"\n  {DOMAIN}  A  {address}\n" in first.stdout, "the DNS record to create"
+    assert f"not waiting for https://{DOMAIN}/ (--no-wait)" in first.stdout
+    assert first.stdout.rstrip().endswith(f"URL: https://{DOMAIN}/")
+    assert "not encrypted" not in first.stdout
+    tags = tag_dict(server["Tags"])
+    assert (tags[instance.DOMAIN_TAG], tags[instance.EMAIL_TAG], tags[instance.ACCESS_TAG]) == (
+        DOMAIN,
+        EMAIL,
+        "accounts",
+    )
+    assert (
+        _user_data(deployment, server["InstanceId"])
+        .rstrip()
+        .endswith(f"release.sh --workers 1 --access accounts --domain {DOMAIN} --email {EMAIL}")
+    )
+
+    # Left out, the domain is kept: nothing changes.
+    kept = deploy("up", "--stack", stack_name, "--no-wait")
+    assert {action for action, _, _ in deploy.changes(kept.stdout)} == {"ok"}
+    assert f"URL: https://{DOMAIN}/" in kept.stdout
+    shown = deploy("status", "--stack", stack_name).stdout
+    assert f"https://{DOMAIN}/" in shown
+    assert f"{DOMAIN} A {address}, ACME e-mail {EMAIL}" in shown
+    assert "inbound tcp/80, tcp/443 from 0.0.0.0/0 only" in shown
+
+    dropped = deploy("up", "--stack", stack_name, "--no-domain", "--no-wait")
+    changed = [(a, r, d) for a, r, d in deploy.changes(dropped.stdout) if a != "ok"]
+    assert [(a, r) for a, r, _ in changed] == [("update", "security group"), ("update", "instance")]
+    assert "1 other rule(s) removed" in changed[0][2]
+    assert "roll out domain none, ACME e-mail none" in changed[1][2]
+    assert _web_rules(deployment, group["GroupId"]) == {(80, "0.0.0.0/0")}, "443 is revoked"
+    assert (
+        _commands(deployment, server["InstanceId"])[-1][-1]
+        == "/opt/qcompute/release.sh --workers 1 --access accounts"
+    )
+    assert f"traffic to http://{address}/ is not encrypted" in dropped.stdout
+    assert "--domain NAME" in dropped.stdout
+    assert dropped.stdout.rstrip().endswith(f"URL: http://{address}/")
+    assert "plain HTTP, not encrypted" in deploy("status", "--stack", stack_name).stdout
+
+    back = deploy("up", "--stack", stack_name, "--domain", DOMAIN, "--no-wait")
+    assert _web_rules(deployment, group["GroupId"]) == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
+    # The e-mail went with the domain it was for.
+    assert _commands(deployment, server["InstanceId"])[-1][-1].endswith(
+        f"--access accounts --domain {DOMAIN}"
+    )
+    assert f"URL: https://{DOMAIN}/" in back.stdout
+    assert [found["InstanceId"] for found in _all_instances(deployment)] == [server["InstanceId"]], (
+        "same address"
+    )
+
+    refused = deploy("up", "--stack", stack_name, "--no-domain", "--email", EMAIL, "--no-wait", ok=False)
+    assert refused.returncode == 1
+    assert "--email is the contact for the certificate of --domain" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--domain", "https://qcompute.example.org"), "without https://"),
+        (("--domain", "203.0.113.7"), "an IP address cannot get a certificate"),
+        (("--domain", DOMAIN, "--email", "ops"), "not an e-mail address"),
+        (("--domain", DOMAIN, "--no-domain"), "not allowed with argument"),
+        (("--access", "everyone"), "invalid choice: 'everyone'"),
+    ],
+)
+def test_bad_settings_are_usage_errors(deploy, options: tuple[str, ...], message: str) -> None:
+    refused = deploy("plan", "--stack", "dsettings", *options, ok=False)
+    assert refused.returncode == 2
+    assert message in refused.stderr
+
+
+def test_the_access_mode_is_kept_and_no_secret_travels_to_the_instance(
+    deploy, users, inspect, stack_name
+) -> None:
+    first = deploy("up", "--stack", stack_name, "--no-wait")
+    deployment = inspect(stack_name)
+    names = deployment.names
+    server = _only_instance(deployment)
+    assert tag_dict(server["Tags"])[instance.ACCESS_TAG] == "accounts", "the default for a deployment"
+    assert (
+        "access: accounts, no account yet: create the first admin with "
+        f"`scripts/users add NAME --admin --stack {stack_name} --region {REGION}`" in first.stdout
+    )
+    password = users("add", "root", "--admin", "--stack", stack_name).stdout.strip()
+    token = users("token", "add", "root", "--stack", stack_name).stdout.strip()
+    again = deploy("up", "--stack", stack_name, "--no-wait")
+    assert {action for action, _, _ in deploy.changes(again.stdout)} == {"ok"}
+    assert "access: accounts (1 account(s), 1 admin(s)" in again.stdout
+    shown = deploy("status", "--stack", stack_name).stdout
+    assert "1 account(s), 1 admin(s)" in shown
+    assert "sign-in or an API token required" in shown
+
+    opened = deploy("up", "--stack", stack_name, "--access", "open", "--no-wait")
+    assert "roll out access open" in {r: d for _, r, d in deploy.changes(opened.stdout)}["instance"]
+    assert "access: open: anyone who reaches the page" in opened.stdout
+    kept = deploy("up", "--stack", stack_name, "--no-wait")
+    assert {action for action, _, _ in deploy.changes(kept.stdout)} == {"ok"}
+    assert tag_dict(_only_instance(deployment)["Tags"])[instance.ACCESS_TAG] == "open"
+    deploy("up", "--stack", stack_name, "--access", "accounts", "--domain", DOMAIN, "--no-wait")
+
+    # Whatever reaches the instance (user data, each Run Command) or the terminal holds no secret.
+    commands = _commands(deployment, server["InstanceId"])
+    assert [lines[-1].split(" --access ")[1] for lines in commands] == ["open", f"accounts --domain {DOMAIN}"]
+    travelled = "\n".join(
+        [_user_data(deployment, server["InstanceId"]), *("\n".join(lines) for lines in commands)]
+        + [result.stdout + result.stderr for result in (first, again, opened, kept)]
+    )
+    secret_key = deployment.ssm.get_parameter(Name=names.secret_key_parameter, WithDecryption=True)
+    account = AccountStore(deployment.ssm, names).get("root")
+    for secret in (
+        secret_key["Parameter"]["Value"],
+        password,
+        token,
+        accounts.TOKEN.match(token).group(2),
+        account.password,
+        account.tokens[0].sha256,
+    ):
+        assert secret not in travelled
+
+
+def test_down_removes_the_accounts_and_leaves_a_parameter_not_tagged_as_the_stacks(
+    deploy, users, inspect, stack_name
+) -> None:
+    deploy("up", "--stack", stack_name, "--no-wait")
+    deployment = inspect(stack_name)
+    path = deployment.names.accounts_path
+    for name in ("alice", "bob"):
+        users("add", name, "--stack", stack_name)
+    stored = deployment.ssm.get_parameter(Name=f"{path}/alice")["Parameter"]
+    assert stored["Type"] == "SecureString"
+    # Someone else's parameter under the same path: not the stack's to delete.
+    deployment.ssm.put_parameter(Name=f"{path}/intruder", Value="{}", Type="SecureString")
+    try:
+        assert sorted(infra.find_accounts(deployment)) == [
+            f"{path}/{n}" for n in ("alice", "bob", "intruder")
+        ]
+        assert f"account {path}/alice" in stack.leftovers(deployment)
+
+        removed = deploy("down", "--stack", stack_name, "--yes")
+        rows = deploy.changes(removed.stdout)
+        assert ("delete", "account", f"{path}/alice") in rows
+        assert ("delete", "account", f"{path}/bob") in rows
+        assert ("skip", "account", f"{path}/intruder (not tagged with this stack)") in rows
+        assert list(infra.find_accounts(deployment)) == [f"{path}/intruder"]
+        assert stack.leftovers(deployment) == []
+    finally:
+        deployment.ssm.delete_parameter(Name=f"{path}/intruder")

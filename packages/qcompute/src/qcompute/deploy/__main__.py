@@ -1,14 +1,19 @@
 """Deploy the stack to one EC2 instance, show it, remove it.
 
     scripts/deploy up     [--stack NAME] [--region R] [--instance-type T] [--http-cidr CIDR]
-                          [--workers N] [--no-wait] [--source DIR]
+                          [--workers N] [--access open|accounts] [--domain NAME | --no-domain]
+                          [--email ADDR | --no-email] [--no-wait] [--source DIR]
     scripts/deploy plan   (the options of up, without --no-wait): what up would do; changes nothing
     scripts/deploy status [--stack NAME] [--region R]
     scripts/deploy down   [--stack NAME] [--region R] [--yes]
 
 The stack and region default to $STACK_NAME and $AWS_REGION. AWS calls use the credentials of the
 person deploying (whatever the AWS CLI would use); none of them ever reaches the instance.
-AWS_ENDPOINT_URL points every call at an emulator instead.
+AWS_ENDPOINT_URL points every call at an emulator instead. An option of up left out keeps what the
+stack has (or the default). With --domain, up prints the DNS record to create and waits until
+https://NAME/ answers with a certificate this machine trusts: up to 10 minutes after a rollout, 30
+after a first boot. If it does not, up exits 1 saying what to check; the stack is deployed all the
+same, and running up again only waits again.
 """
 
 from __future__ import annotations
@@ -22,10 +27,16 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from qcompute.deploy import instance, stack
+from qcompute.deploy import instance, stack, userdata
 from qcompute.deploy.bundle import find_source
 from qcompute.deploy.session import DeployError, Deployment, connect, explain, uses_emulator
-from qcompute.deploy.waiting import say, wait_for_http
+from qcompute.deploy.waiting import (
+    BOOT_SECONDS,
+    CERTIFICATE_SECONDS,
+    say,
+    wait_for_certificate,
+    wait_for_http,
+)
 from qcompute.provision import Change
 from qcompute.settings import ConfigError, StackSettings
 
@@ -43,6 +54,20 @@ def _instance_type(value: str) -> str:
     if not INSTANCE_TYPE.match(value):
         raise argparse.ArgumentTypeError("must look like t3.micro")
     return value
+
+
+def _domain(value: str) -> str:
+    try:
+        return userdata.check_domain(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _email(value: str) -> str:
+    try:
+        return userdata.check_email(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,16 +89,40 @@ def _parser() -> argparse.ArgumentParser:
     )
     shape.add_argument(
         "--http-cidr",
-        help=f"who may reach the page on port 80 (default: the stack's, or {stack.DEFAULT_HTTP_CIDR})",
+        help=f"who may reach the web ports (default: the stack's, or {stack.DEFAULT_HTTP_CIDR})",
     )
     shape.add_argument(
         "--workers",
         type=_workers,
         help=f"worker containers (default: the stack's, or {instance.DEFAULT_WORKERS})",
     )
+    shape.add_argument(
+        "--access",
+        choices=userdata.ACCESS_MODES,
+        help=f"who may use the service (default: the stack's, or {userdata.DEFAULT_ACCESS})",
+    )
+    domain = shape.add_mutually_exclusive_group()
+    domain.add_argument(
+        "--domain",
+        type=_domain,
+        help="serve HTTPS at this DNS name (a proxy gets a certificate; opens port 443) "
+        "(default: the stack's, or none: plain HTTP)",
+    )
+    domain.add_argument(
+        "--no-domain", dest="domain", action="store_const", const="", help="drop the domain: plain HTTP"
+    )
+    email = shape.add_mutually_exclusive_group()
+    email.add_argument(
+        "--email",
+        type=_email,
+        help="the certificate authority's contact for the domain (default: the stack's)",
+    )
+    email.add_argument("--no-email", dest="email", action="store_const", const="", help="no ACME contact")
     shape.add_argument("--source", type=Path, help="the repository to deploy (default: the one run from)")
     up = commands.add_parser("up", parents=[where, shape], help="create or update the stack and start it")
-    up.add_argument("--no-wait", action="store_true", help="do not wait for the page to answer")
+    up.add_argument(
+        "--no-wait", action="store_true", help="do not wait for the page (or its certificate) to answer"
+    )
     commands.add_parser("plan", parents=[where, shape], help="show what up would do; change nothing")
     commands.add_parser("status", parents=[where], help="the stack's resources, instance, URL, queues")
     down = commands.add_parser("down", parents=[where], help="remove every resource of the stack")
@@ -101,9 +150,19 @@ def _up(args: argparse.Namespace, stack_name: str, region: str) -> int:
     source = args.source.resolve() if args.source else find_source()
     deployment = connect(stack_name, region)
     _header(args.command, deployment)
-    wanted = stack.Wanted(args.instance_type, args.http_cidr, args.workers)
-    changes = stack.up(deployment, wanted, source, dry_run=dry_run, report=_print_change)
+    wanted = stack.Wanted(
+        args.instance_type, args.http_cidr, args.workers, args.access, args.domain, args.email
+    )
+    outcome = stack.up(deployment, wanted, source, dry_run=dry_run, report=_print_change)
+    release = outcome.spec.release
+    if release.domain and outcome.http_cidr != stack.DEFAULT_HTTP_CIDR:
+        say(
+            f"warning: --http-cidr {outcome.http_cidr} keeps the certificate authority out: it validates "
+            f"{release.domain} from the internet on ports 80 and 443, so no certificate can be issued. "
+            f"Use --http-cidr {stack.DEFAULT_HTTP_CIDR} (accounts keep strangers out) or --no-domain"
+        )
     if dry_run:
+        changes = outcome.changes
         counts = {action: sum(c.action == action for c in changes) for action in ("create", "update", "ok")}
         say(f"plan: {counts['create']} to create, {counts['update']} to update, {counts['ok']} as defined")
         return 0
@@ -117,15 +176,50 @@ def _up(args: argparse.Namespace, stack_name: str, region: str) -> int:
             f"instance {running['InstanceId']} has no public address: its default subnet assigns none; "
             "turn on auto-assign public IPv4 for the default subnets, then `down` and `up`"
         )
+    address = running["PublicIpAddress"]
+    if release.domain:
+        url = f"https://{release.domain}/"
+        say(f"DNS: {release.domain} must point at the instance; create (or update) this record:")
+        say(f"  {release.domain}  A  {address}")
     if args.no_wait:
-        say("not waiting for the page (--no-wait)")
+        say(f"not waiting for {url} (--no-wait)")
     elif uses_emulator():
         # An emulator hands out made-up public addresses that belong to someone else.
-        say(f"not waiting for {url}readyz: the emulator's address is not a real instance")
+        say(f"not waiting for {url}: the emulator's address is not a real instance")
+    elif release.domain:
+        # A new instance first boots (Docker, three image builds); a rollout has already waited.
+        timeout = CERTIFICATE_SECONDS + (BOOT_SECONDS if outcome.launched else 0)
+        wait_for_certificate(release.domain, address, timeout=timeout)
     else:
         wait_for_http(f"{url}readyz")
+    _access_notes(deployment, release, stack_name, region)
+    if not release.domain:
+        say(
+            f"note: traffic to {url} is not encrypted: passwords, tokens and numbers cross the network "
+            f"in clear. For HTTPS, point a DNS name at {address} and run `scripts/deploy up --domain NAME`"
+        )
     say(f"URL: {url}")
     return 0
+
+
+def _access_notes(deployment: Deployment, release: userdata.Release, stack_name: str, region: str) -> None:
+    if release.access == "open":
+        say(
+            "access: open: anyone who reaches the page may submit work and read every result; "
+            "`scripts/deploy up --access accounts` requires signing in"
+        )
+        return
+    count, admins = stack.accounts_summary(deployment)
+    if admins:
+        say(f"access: accounts ({count} account(s), {admins} admin(s); manage them with scripts/users)")
+        return
+    # Never made here: up's output often ends up in CI logs, and a password must not.
+    nobody = "no account yet" if not count else f"{count} account(s) but no admin"
+    say(
+        f"access: accounts, {nobody}: create the first admin with "
+        f"`scripts/users add NAME --admin --stack {stack_name} --region {region}` "
+        "(it prints the password once)"
+    )
 
 
 def _status(stack_name: str, region: str) -> int:

@@ -1,5 +1,6 @@
-"""The stack's identity and secret (instance role, profile, SECRET_KEY parameter), and the tag checks
-that tell whether a resource with one of its names is really the stack's.
+"""The stack's identity and secrets (instance role, profile, SECRET_KEY parameter, account
+parameters), and the tag checks that tell whether a resource with one of its names is really the
+stack's.
 
 Each `ensure_*` creates what is missing and corrects what drifted, or with `dry_run` only says so,
 in the `Change` shape provisioning uses; each `remove_*` deletes only what carries the stack's tag.
@@ -54,13 +55,27 @@ def find_profile(deployment: Deployment) -> dict[str, Any] | None:
     return profile["InstanceProfile"]
 
 
+def _parameter_tags(deployment: Deployment, name: str) -> dict[str, str]:
+    tags = deployment.ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)
+    return tag_dict(tags.get("TagList"))
+
+
 def find_secret_tags(deployment: Deployment) -> dict[str, str] | None:
     name = deployment.names.secret_key_parameter
     found = deployment.ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [name]}])
     if not found["Parameters"]:
         return None
-    tags = deployment.ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)
-    return tag_dict(tags.get("TagList"))
+    return _parameter_tags(deployment, name)
+
+
+def find_accounts(deployment: Deployment) -> dict[str, dict[str, str]]:
+    """The parameters directly under the stack's accounts path (whoever made them), with their tags.
+    Listed without their values: nothing here decrypts an account."""
+    pages = deployment.ssm.get_paginator("describe_parameters").paginate(
+        ParameterFilters=[{"Key": "Path", "Option": "OneLevel", "Values": [deployment.names.accounts_path]}]
+    )
+    names = sorted(parameter["Name"] for page in pages for parameter in page["Parameters"])
+    return {name: _parameter_tags(deployment, name) for name in names}
 
 
 def bucket_tags(deployment: Deployment) -> dict[str, str] | None:
@@ -113,6 +128,25 @@ def remove_secret(deployment: Deployment) -> list[Change]:
         return [Change("secret", name, "skip", "not tagged with this stack")]
     deployment.ssm.delete_parameter(Name=name)
     return [Change("secret", name, "delete")]
+
+
+# --- the accounts (made by scripts/users) -----------------------------------------------------------
+
+
+def remove_accounts(deployment: Deployment) -> list[Change]:
+    """Delete the stack's account parameters; one under its path without its tag is left alone."""
+    changes = []
+    for name, tags in find_accounts(deployment).items():
+        if not owned(deployment, tags):
+            changes.append(Change("account", name, "skip", "not tagged with this stack"))
+            continue
+        try:
+            deployment.ssm.delete_parameter(Name=name)
+        except ClientError as error:
+            if error_code(error) != "ParameterNotFound":  # removed meanwhile (scripts/users remove)
+                raise
+        changes.append(Change("account", name, "delete"))
+    return changes
 
 
 # --- the instance role and profile -----------------------------------------------------------------

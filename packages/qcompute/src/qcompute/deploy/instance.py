@@ -1,7 +1,9 @@
 """The stack's one EC2 instance: launch it, keep it as defined, roll new bundles out to it, end it.
 
 A rollout keeps the instance, and so its address: SSM Run Command tells it to fetch the new bundle
-and `docker compose up -d --build`. The instance's tags record the bundle and worker count it runs.
+and `docker compose up -d --build`. The instance's tags record the bundle it runs and its release
+settings (workers, access mode, domain, ACME e-mail): they are what the next `up` keeps when an option
+is left out.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ DEFAULT_WORKERS = 1
 ROOT_VOLUME_GIB = 16  # Docker images and build cache; the AMI's own 8 GiB is tight
 BUNDLE_TAG = "qcompute:bundle"
 WORKERS_TAG = "qcompute:workers"
+ACCESS_TAG = "qcompute:access"
+DOMAIN_TAG = "qcompute:domain"  # empty: no domain, plain HTTP
+EMAIL_TAG = "qcompute:acme-email"
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # Containers reach the instance role through IMDSv2 only if a response may take two hops.
 METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
@@ -40,8 +45,19 @@ AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-
 @dataclass(frozen=True)
 class InstanceSpec:
     instance_type: str
-    workers: int
     bundle_digest: str
+    release: userdata.Release
+
+    @property
+    def workers(self) -> int:
+        return self.release.workers
+
+    def describe(self) -> str:
+        release = self.release
+        return (
+            f"{self.instance_type}, {release.workers} worker(s), access {release.access}, "
+            f"domain {release.domain or 'none'}, bundle {self.bundle_digest[:12]}"
+        )
 
 
 def stack_instances(deployment: Deployment, states: list[str] = LIVE_STATES) -> list[dict[str, Any]]:
@@ -85,11 +101,18 @@ def public_url(instance: dict[str, Any]) -> str | None:
     return f"http://{address}/" if address else None
 
 
+def release_tags(instance: dict[str, Any] | None) -> dict[str, str]:
+    """The release settings an instance was last given (its tags), as recorded; {} without one."""
+    tags = tag_dict(instance.get("Tags")) if instance else {}
+    return {key: tags[key] for key in (WORKERS_TAG, ACCESS_TAG, DOMAIN_TAG, EMAIL_TAG) if key in tags}
+
+
 def summary(instance: dict[str, Any]) -> str:
     tags = tag_dict(instance.get("Tags"))
     return (
         f"{instance['State']['Name']}, {instance['InstanceType']}, "
-        f"bundle {tags.get(BUNDLE_TAG, '?')[:12]}, {tags.get(WORKERS_TAG, '?')} worker(s)"
+        f"bundle {tags.get(BUNDLE_TAG, '?')[:12]}, {tags.get(WORKERS_TAG, '?')} worker(s), "
+        f"access {tags.get(ACCESS_TAG, '?')}, domain {tags.get(DOMAIN_TAG) or 'none'}"
     )
 
 
@@ -122,12 +145,21 @@ def latest_ami(deployment: Deployment, instance_type: str) -> tuple[str, str]:
     return image_id, images[0].get("RootDeviceName", "/dev/xvda") if images else "/dev/xvda"
 
 
+def _release_tags(release: userdata.Release) -> dict[str, str]:
+    return {
+        WORKERS_TAG: str(release.workers),
+        ACCESS_TAG: release.access,
+        DOMAIN_TAG: release.domain,
+        EMAIL_TAG: release.email,
+    }
+
+
 def _instance_tags(deployment: Deployment, spec: InstanceSpec) -> dict[str, str]:
     return {
         "Name": deployment.names.instance_name,
         **deployment.names.tags,
         BUNDLE_TAG: spec.bundle_digest,
-        WORKERS_TAG: str(spec.workers),
+        **_release_tags(spec.release),
     }
 
 
@@ -143,7 +175,7 @@ def launch(deployment: Deployment, spec: InstanceSpec, group_id: str) -> str:
         "IamInstanceProfile": {"Name": names.instance_profile},
         "SecurityGroupIds": [group_id],
         "MetadataOptions": METADATA_OPTIONS,
-        "UserData": userdata.user_data(names, spec.workers),
+        "UserData": userdata.user_data(names, spec.release),
         "BlockDeviceMappings": [
             {
                 "DeviceName": root_device,
@@ -215,8 +247,18 @@ def _drift(
         drift.append("security group")
     if tags.get(BUNDLE_TAG) != spec.bundle_digest:
         drift.append(f"roll out bundle {spec.bundle_digest[:12]}")
-    elif tags.get(WORKERS_TAG) != str(spec.workers):
-        drift.append(f"roll out {spec.workers} worker(s)")
+    else:
+        release = spec.release
+        wanted = _release_tags(release)
+        changed = {key for key, value in wanted.items() if tags.get(key, "") != value}
+        phrases = {
+            WORKERS_TAG: f"{release.workers} worker(s)",
+            ACCESS_TAG: f"access {release.access}",
+            DOMAIN_TAG: f"domain {release.domain or 'none'}",
+            EMAIL_TAG: f"ACME e-mail {release.email or 'none'}",
+        }
+        if changed:
+            drift.append("roll out " + ", ".join(phrase for key, phrase in phrases.items() if key in changed))
     return drift
 
 
@@ -225,7 +267,7 @@ def ensure_instance(
 ) -> Change:
     instance = the_instance(deployment)
     if instance is None:
-        detail = f"{spec.instance_type}, {spec.workers} worker(s), bundle {spec.bundle_digest[:12]}"
+        detail = spec.describe()
         if dry_run:
             return Change("instance", deployment.names.instance_name, "create", detail)
         assert group_id is not None
@@ -283,7 +325,7 @@ def roll_out(deployment: Deployment, instance_id: str, spec: InstanceSpec) -> No
                 DocumentName="AWS-RunShellScript",
                 Comment=f"qcompute {names.stack}: roll out bundle {spec.bundle_digest[:12]}",
                 Parameters={
-                    "commands": userdata.rollout_commands(names, spec.workers),
+                    "commands": userdata.rollout_commands(names, spec.release),
                     "executionTimeout": ["3600"],
                 },
                 TimeoutSeconds=600,

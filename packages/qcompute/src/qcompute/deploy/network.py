@@ -1,7 +1,9 @@
-"""The stack's network: the default VPC it lives in and its security group (HTTP from one CIDR only).
+"""The stack's network: the default VPC it lives in and its security group (the web ports from one
+CIDR only: 80, and 443 when the stack has a domain).
 
-`ensure_security_group` creates what is missing and corrects what drifted, or with `dry_run` only
-says so; `remove_security_groups` deletes only groups carrying the stack's tag.
+`ensure_security_group` creates what is missing and corrects what drifted (a port no longer wanted is
+revoked), or with `dry_run` only says so; `remove_security_groups` deletes only groups carrying the
+stack's tag.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from qcompute.deploy.waiting import wait_for
 from qcompute.provision import Change
 
 HTTP_PORT = 80
+HTTPS_PORT = 443
+_PORT_NAMES = {HTTP_PORT: "HTTP", HTTPS_PORT: "HTTPS"}
+
+
+def web_ports(domain: str) -> tuple[int, ...]:
+    """With a domain the proxy answers 443 and redirects 80 to it (and ACME's HTTP challenge uses 80)."""
+    return (HTTP_PORT, HTTPS_PORT) if domain else (HTTP_PORT,)
 
 
 def default_vpc(deployment: Deployment) -> str:
@@ -56,22 +65,45 @@ def _source(rule: dict[str, Any]) -> str | None:
     return rule.get("CidrIpv4") or rule.get("CidrIpv6")
 
 
-def _is_http_from(rule: dict[str, Any], cidr: str) -> bool:
-    wanted = ("tcp", HTTP_PORT, HTTP_PORT, cidr)
-    return (rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), _source(rule)) == wanted
+def _port_from(rule: dict[str, Any]) -> tuple[int, str] | None:
+    """(port, source CIDR) of a rule letting one TCP port in from a CIDR; None for any other rule."""
+    source = _source(rule)
+    port = rule.get("FromPort")
+    if rule["IpProtocol"] != "tcp" or source is None or port != rule.get("ToPort"):
+        return None
+    return port, source
+
+
+def describe_rules(cidr: str, ports: tuple[int, ...]) -> str:
+    return f"inbound {', '.join(f'tcp/{port}' for port in ports)} from {cidr} only"
 
 
 def http_cidr(deployment: Deployment, group_id: str) -> str | None:
-    """The one CIDR the group lets reach HTTP, if that is exactly what it allows."""
-    rules = _ingress_rules(deployment, group_id)
-    if len(rules) == 1 and (source := _source(rules[0])) and _is_http_from(rules[0], source):
-        return source
-    return None
+    """The one CIDR the group lets reach port 80: what the next `up` keeps unless given another."""
+    sources = {
+        allowed[1]
+        for rule in _ingress_rules(deployment, group_id)
+        if (allowed := _port_from(rule)) and allowed[0] == HTTP_PORT
+    }
+    return sources.pop() if len(sources) == 1 else None
 
 
-def _http_permission(cidr: str) -> dict[str, Any]:
-    permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": HTTP_PORT, "ToPort": HTTP_PORT}
-    description = {"Description": "qcompute HTTP"}
+def web_access(deployment: Deployment, group_id: str) -> str | None:
+    """What the group lets in, if that is web ports from one CIDR and nothing else (for `status`)."""
+    found = [_port_from(rule) for rule in _ingress_rules(deployment, group_id)]
+    allowed = [item for item in found if item is not None]
+    if not found or len(allowed) != len(found):
+        return None
+    ports = tuple(sorted({port for port, _ in allowed}))
+    sources = {source for _, source in allowed}
+    if len(sources) != 1 or HTTP_PORT not in ports or not set(ports) <= set(_PORT_NAMES):
+        return None
+    return describe_rules(sources.pop(), ports)
+
+
+def _permission(cidr: str, port: int) -> dict[str, Any]:
+    permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
+    description = {"Description": f"qcompute {_PORT_NAMES[port]}"}
     if ipaddress.ip_network(cidr).version == 6:
         permission["Ipv6Ranges"] = [{"CidrIpv6": cidr, **description}]
     else:
@@ -80,27 +112,32 @@ def _http_permission(cidr: str) -> dict[str, Any]:
 
 
 def ensure_security_group(
-    deployment: Deployment, vpc_id: str, cidr: str, dry_run: bool
+    deployment: Deployment, vpc_id: str, cidr: str, ports: tuple[int, ...], dry_run: bool
 ) -> tuple[Change, str | None]:
-    """TCP 80 from `cidr` and nothing else inbound; outbound stays open (packages, images, AWS APIs)."""
+    """The web `ports` from `cidr` and nothing else inbound; outbound stays open (packages, images, AWS
+    APIs, and the certificate authority)."""
     ec2, names = deployment.ec2, deployment.names
-    detail = f"inbound tcp/{HTTP_PORT} from {cidr} only"
+    detail = describe_rules(cidr, ports)
+    wanted = {(port, cidr) for port in ports}
     groups = find_security_groups(deployment, vpc_id)
     if not groups:
         group_id = None
         if not dry_run:
             group_id = ec2.create_security_group(
                 GroupName=names.security_group,
-                Description=f"qcompute stack {names.stack}: HTTP only",
+                Description=f"qcompute stack {names.stack}: web ports only",
                 VpcId=vpc_id,
                 TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(names.tags)}],
             )["GroupId"]
-            ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[_http_permission(cidr)])
+            ec2.authorize_security_group_ingress(
+                GroupId=group_id, IpPermissions=[_permission(cidr, port) for port in ports]
+            )
         return Change("security group", names.security_group, "create", detail), group_id
     group_id = groups[0]["GroupId"]
     rules = _ingress_rules(deployment, group_id)
-    extra = [rule["SecurityGroupRuleId"] for rule in rules if not _is_http_from(rule, cidr)]
-    missing = not any(_is_http_from(rule, cidr) for rule in rules)
+    extra = [rule["SecurityGroupRuleId"] for rule in rules if _port_from(rule) not in wanted]
+    present = {_port_from(rule) for rule in rules}
+    missing = [port for port in ports if (port, cidr) not in present]
     label = f"{names.security_group} ({group_id})"
     if not extra and not missing:
         return Change("security group", label, "ok", detail), group_id
@@ -108,7 +145,9 @@ def ensure_security_group(
         if extra:
             ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=extra)
         if missing:
-            ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[_http_permission(cidr)])
+            ec2.authorize_security_group_ingress(
+                GroupId=group_id, IpPermissions=[_permission(cidr, port) for port in missing]
+            )
     return Change(
         "security group", label, "update", f"{detail}; {len(extra)} other rule(s) removed"
     ), group_id

@@ -11,7 +11,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qcompute import aws
-from qcompute.deploy import bundle, infra, instance, network
+from qcompute.accounts import AccountStore
+from qcompute.deploy import bundle, infra, instance, network, userdata
 from qcompute.deploy.instance import InstanceSpec
 from qcompute.deploy.session import DeployError, Deployment
 from qcompute.deploy.waiting import wait_for
@@ -24,16 +25,56 @@ DEFAULT_HTTP_CIDR = "0.0.0.0/0"
 
 @dataclass(frozen=True)
 class Wanted:
-    """What the person deploying asked for; None keeps what the stack has (or the default)."""
+    """What the person deploying asked for; None keeps what the stack has (or the default).
+    An empty domain or e-mail asks for none (--no-domain, --no-email)."""
 
     instance_type: str | None = None
     http_cidr: str | None = None
     workers: int | None = None
+    access: str | None = None
+    domain: str | None = None
+    email: str | None = None
 
 
-def _current_workers(current: dict[str, Any] | None) -> int | None:
-    value = infra.tag_dict(current.get("Tags") if current else None).get(instance.WORKERS_TAG, "")
-    return int(value) if value.isdigit() else None
+@dataclass(frozen=True)
+class Outcome:
+    """What `up` (or `plan`) did or would do, and the definition it worked to."""
+
+    changes: list[Change]
+    spec: InstanceSpec
+    http_cidr: str
+
+    @property
+    def launched(self) -> bool:
+        """Whether the instance is new (its first boot is still to come)."""
+        return any(change.resource == "instance" and change.action == "create" for change in self.changes)
+
+
+def _release(wanted: Wanted, current: dict[str, Any] | None) -> userdata.Release:
+    """The release settings: what was asked for, else what the instance was last given, else defaults."""
+    recorded = instance.release_tags(current)
+    workers = recorded.get(instance.WORKERS_TAG, "")
+    domain = wanted.domain if wanted.domain is not None else recorded.get(instance.DOMAIN_TAG, "")
+    if wanted.email and not domain:
+        raise DeployError(
+            "--email is the contact for the certificate of --domain: give --domain NAME too "
+            "(or leave out --email)"
+        )
+    # Dropping the domain drops its ACME e-mail; a new domain keeps the one recorded, if any.
+    email = wanted.email if wanted.email is not None else recorded.get(instance.EMAIL_TAG, "")
+    try:
+        return userdata.Release(
+            workers=wanted.workers or (int(workers) if workers.isdigit() else instance.DEFAULT_WORKERS),
+            access=wanted.access or recorded.get(instance.ACCESS_TAG) or userdata.DEFAULT_ACCESS,
+            domain=domain,
+            email=email if domain else "",
+        )
+    except ValueError as error:
+        # Only a tag edited by hand gets here: the options were checked when they were parsed.
+        raise DeployError(
+            f"the instance's tags hold a setting that is not valid ({error}): pass --access, --domain "
+            "or --no-domain, --email or --no-email explicitly"
+        ) from None
 
 
 def _check_names_free(deployment: Deployment, vpc_id: str) -> None:
@@ -66,9 +107,7 @@ def _check_names_free(deployment: Deployment, vpc_id: str) -> None:
         )
 
 
-def up(
-    deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, report: Report
-) -> list[Change]:
+def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, report: Report) -> Outcome:
     """Make the whole stack exist as defined; every check that can refuse runs before any change."""
     vpc_id = network.default_vpc(deployment)
     _check_names_free(deployment, vpc_id)
@@ -84,14 +123,15 @@ def up(
     spec = InstanceSpec(
         instance_type=wanted.instance_type
         or (current["InstanceType"] if current else instance.DEFAULT_INSTANCE_TYPE),
-        workers=wanted.workers or _current_workers(current) or instance.DEFAULT_WORKERS,
         bundle_digest=app.digest,
+        release=_release(wanted, current),
     )
     instance.check_memory(deployment, spec)
     cidr = network.check_cidr(wanted.http_cidr) if wanted.http_cidr else None
     if cidr is None and groups:
         cidr = network.http_cidr(deployment, groups[0]["GroupId"])
     cidr = cidr or DEFAULT_HTTP_CIDR
+    ports = network.web_ports(spec.release.domain)
 
     changes: list[Change] = []
 
@@ -105,11 +145,17 @@ def up(
     record(infra.ensure_secret(deployment, dry_run))
     record(*infra.ensure_role(deployment, dry_run))
     record(infra.ensure_profile(deployment, dry_run))
-    group_change, group_id = network.ensure_security_group(deployment, vpc_id, cidr, dry_run)
+    group_change, group_id = network.ensure_security_group(deployment, vpc_id, cidr, ports, dry_run)
     record(group_change)
     record(bundle.ensure_uploaded(deployment, app, dry_run))
     record(instance.ensure_instance(deployment, spec, group_id, dry_run))
-    return changes
+    return Outcome(changes, spec, cidr)
+
+
+def accounts_summary(deployment: Deployment) -> tuple[int, int]:
+    """How many accounts the stack has, and how many of them are admins."""
+    accounts = AccountStore(deployment.ssm, deployment.names).load()
+    return len(accounts), sum(account.admin for account in accounts.values())
 
 
 # --- status -----------------------------------------------------------------------------------------
@@ -148,19 +194,46 @@ def status(deployment: Deployment) -> list[Row]:
     rows.append(("profile", names.instance_profile, _present(infra.find_profile(deployment))))
     groups = network.find_security_groups(deployment)
     for group in groups:
-        cidr = network.http_cidr(deployment, group["GroupId"])
-        rules = (
-            f"inbound tcp/{network.HTTP_PORT} from {cidr} only" if cidr else "inbound rules differ: run up"
-        )
+        rules = network.web_access(deployment, group["GroupId"]) or "inbound rules differ: run up"
         rows.append(("security group", f"{group['GroupName']} ({group['GroupId']})", rules))
     if not groups:
         rows.append(("security group", names.security_group, "missing"))
     instances = instance.stack_instances(deployment)
     for found in instances:
         rows.append(("instance", found["InstanceId"], instance.summary(found)))
-        rows.append(("url", "", instance.public_url(found) or "no public address"))
+        rows.extend(_release_rows(found))
     if not instances:
         rows.append(("instance", names.instance_name, "missing"))
+    count, admins = accounts_summary(deployment)
+    rows.append(("accounts", f"{names.accounts_path}/*", f"{count} account(s), {admins} admin(s)"))
+    return rows
+
+
+def _release_rows(found: dict[str, Any]) -> list[Row]:
+    recorded = instance.release_tags(found)
+    domain = recorded.get(instance.DOMAIN_TAG, "")
+    email = recorded.get(instance.EMAIL_TAG, "")
+    access = recorded.get(instance.ACCESS_TAG, "")
+    address = instance.public_url(found)
+    rows: list[Row] = []
+    if domain:
+        contact = f", ACME e-mail {email}" if email else ""
+        rows.append(
+            (
+                "domain",
+                domain,
+                f"HTTPS through the proxy; DNS: {domain} A {found.get('PublicIpAddress', '?')}{contact}",
+            )
+        )
+        rows.append(("url", "", f"https://{domain}/"))
+    else:
+        rows.append(("domain", "none", "plain HTTP, not encrypted (scripts/deploy up --domain NAME)"))
+        rows.append(("url", "", address or "no public address"))
+    meaning = {
+        "accounts": "sign-in or an API token required (scripts/users)",
+        "open": "anyone who reaches the page may use it",
+    }
+    rows.append(("access", access or "?", meaning.get(access, "unknown: run up")))
     return rows
 
 
@@ -200,6 +273,11 @@ def leftovers(deployment: Deployment) -> list[str]:
     secret = infra.find_secret_tags(deployment)
     if secret is not None and infra.owned(deployment, secret):
         left.append(f"secret {names.secret_key_parameter}")
+    left += [
+        f"account {name}"
+        for name, tags in infra.find_accounts(deployment).items()
+        if infra.owned(deployment, tags)
+    ]
     left += [f"queue {queue}" for queue in _queues_left(deployment)]
     left += [f"{change.resource} {change.name}" for change in remove(deployment.clients, dry_run=True)]
     return sorted(set(left))
@@ -214,6 +292,7 @@ def down(deployment: Deployment, *, report: Report) -> list[Change]:
         network.remove_security_groups,
         infra.remove_profile_and_role,
         infra.remove_secret,
+        infra.remove_accounts,
         lambda deployment: remove(deployment.clients),
     ]
     for step in steps:

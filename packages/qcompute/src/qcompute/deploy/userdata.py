@@ -2,16 +2,20 @@
 
 - The release script fetches the bundle from the stack's bucket and the SECRET_KEY from SSM, writes
   a root-only env file and runs `docker compose up -d --build`. It runs at first boot and again, via
-  SSM Run Command, whenever `deploy up` rolls out a new bundle or worker count.
+  SSM Run Command, whenever `deploy up` rolls out a new bundle or new settings (`Release`: workers,
+  access mode, domain, ACME e-mail), which it takes as options.
 - The user data (first boot only) installs Docker, the pinned Compose and Buildx plugins, writes the
   release script and runs it.
 
-No secret appears in either: the instance reads it at run time with its own role.
+No secret appears in either, nor in a command's arguments: the instance reads the SECRET_KEY at run
+time with its own role, and accounts live in SSM where the frontend reads them.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
+from dataclasses import dataclass
 
 from qcompute.names import StackNames
 
@@ -40,17 +44,105 @@ PLUGINS = {
 COMPOSE_WAIT_SECONDS = 900
 SWAP_MEBIBYTES = 2048
 
+ACCESS_MODES = ("open", "accounts")
+DEFAULT_ACCESS = "accounts"
+# A DNS name: dot-separated labels of letters, digits and inner hyphens, a top-level label that is not
+# all digits (so no IP address), at most 253 characters. Lowercase: DNS names are case-insensitive.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN = re.compile(rf"^(?=.{{1,253}}$)(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})$")
+# What an ACME account's contact address needs, and nothing that an env file or a shell would read.
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@(?:[a-z0-9-]{1,63}\.)+[a-z0-9-]{2,63}$")
+# The frontend listens here when a proxy owns ports 80 and 443 (compose.yaml's HTTP_PUBLISH).
+PROXIED_PUBLISH = "127.0.0.1:8080"
 
-def release_script(names: StackNames) -> str:
+
+def check_domain(value: str) -> str:
+    """The public DNS name, lowercased and without a trailing dot; raise ValueError if it is not one."""
+    name = value.strip().lower().removesuffix(".")
+    if "://" in name or "/" in name:
+        raise ValueError(
+            f"{value!r} is not a DNS name: give the name alone, without https:// or a path, e.g. "
+            "qcompute.example.org"
+        )
+    if ":" in name:
+        raise ValueError(f"{value!r} is not a DNS name: no port (HTTPS is served on 443)")
+    if not DOMAIN.match(name):
+        raise ValueError(
+            f"{value!r} is not a DNS name: dot-separated labels of letters, digits and hyphens, "
+            "e.g. qcompute.example.org (an IP address cannot get a certificate here)"
+        )
+    return name
+
+
+def check_email(value: str) -> str:
+    address = value.strip()
+    local, _, domain = address.rpartition("@")
+    if len(address) > 254 or not EMAIL.match(f"{local}@{domain.lower()}"):
+        raise ValueError(f"{value!r} is not an e-mail address the certificate authority would take")
+    return f"{local}@{domain.lower()}"
+
+
+@dataclass(frozen=True)
+class Release:
+    """What the release script is told at each run, as its options; none of it is secret."""
+
+    workers: int
+    access: str = DEFAULT_ACCESS
+    domain: str = ""  # empty: no proxy, the frontend publishes port 80 in plain HTTP
+    email: str = ""  # the ACME account's contact; only with a domain
+
+    def __post_init__(self) -> None:
+        # Checked again here (and in the script): the values travel into a shell and an env file.
+        if self.access not in ACCESS_MODES:
+            raise ValueError(f"access mode must be one of {', '.join(ACCESS_MODES)}, not {self.access!r}")
+        if self.domain:
+            check_domain(self.domain)
+        if self.email:
+            check_email(self.email)
+        if self.email and not self.domain:
+            raise ValueError("an ACME e-mail address needs a domain")
+
+    def arguments(self) -> str:
+        """The release script's options, quoted for a shell."""
+        options = ["--workers", str(int(self.workers)), "--access", self.access]
+        if self.domain:
+            options += ["--domain", self.domain]
+        if self.email:
+            options += ["--email", self.email]
+        return shlex.join(options)
+
+
+def release_script(names: StackNames, app_dir: str = APP_DIR) -> str:
     q = shlex.quote
     return f"""#!/bin/bash
 # Fetch the application bundle of stack {names.stack} and (re)start it with Docker Compose.
-# Usage: {RELEASE_SCRIPT} WORKERS   (written by the user data; rewritten at each rollout)
+# Usage: {RELEASE_SCRIPT} --workers N --access open|accounts [--domain NAME [--email ADDR]]
+# (written by the user data; rewritten at each rollout). No secret is passed in: it is read here.
 set -euo pipefail
-workers=${{1:?usage: release.sh WORKERS}}
+usage() {{
+  echo "usage: release.sh --workers N --access open|accounts [--domain NAME [--email ADDR]]" >&2
+  exit 2
+}}
+workers='' access='' domain='' email=''
+while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || usage
+  case "$1" in
+    --workers) workers=$2 ;;
+    --access) access=$2 ;;
+    --domain) domain=$2 ;;
+    --email) email=$2 ;;
+    *) usage ;;
+  esac
+  shift 2
+done
+# The values go into an env file: only what a worker count, a DNS name or an address may hold.
+[[ $workers =~ ^[1-9][0-9]?$ ]] || usage
+[[ $access =~ ^(open|accounts)$ ]] || usage
+[[ -z $domain || $domain =~ ^[a-z0-9][a-z0-9.-]*$ ]] || usage
+[[ -z $email || ( -n $domain && $email =~ ^[A-Za-z0-9._%+-]+@[a-z0-9.-]+$ ) ]] || usage
 # Neither cloud-init nor Run Command sets HOME; the docker and aws commands want one.
 export HOME=${{HOME:-/root}} AWS_REGION={q(names.region)}
-app={APP_DIR}
+app={q(app_dir)}
 # One release at a time: a rollout may arrive while the first boot's release still runs.
 exec 9>"$app/release.lock"
 flock 9
@@ -65,16 +157,38 @@ aws s3 cp --only-show-errors {q(f"s3://{names.log_bucket}/{names.bundle_key}")} 
 # The secret goes from SSM into a file only root can read: never into user data, the bundle or argv.
 secret=$(aws ssm get-parameter --name {q(names.secret_key_parameter)} --with-decryption \\
   --query Parameter.Value --output text)
-(umask 077 && printf 'STACK_NAME=%s\\nAWS_REGION=%s\\nSECRET_KEY=%s\\n' \\
-  {q(names.stack)} "$AWS_REGION" "$secret" > "$app/stack.env")
+(
+  umask 077
+  {{
+    printf 'STACK_NAME=%s\\nAWS_REGION=%s\\nSECRET_KEY=%s\\n' {q(names.stack)} "$AWS_REGION" "$secret"
+    printf 'ACCESS_MODE=%s\\nDOMAIN=%s\\nACME_EMAIL=%s\\n' "$access" "$domain" "$email"
+    if [ -n "$domain" ]; then
+      # Compose reads COMPOSE_PROFILES from the env file too: the https profile adds the proxy, which
+      # takes ports 80 and 443 and gets the certificate; the frontend answers it on the loopback only.
+      printf 'COMPOSE_PROFILES=https\\nHTTP_PUBLISH=%s\\n' {q(PROXIED_PUBLISH)}
+    fi
+  }} > "$app/stack.env.new"
+  mv -f "$app/stack.env.new" "$app/stack.env"
+)
 
 rm -rf "$app/release.old"
 if [ -d "$app/release" ]; then mv "$app/release" "$app/release.old"; fi
 mv "$work/release" "$app/release"
 cd "$app/release"
-echo "release: docker compose up with $workers worker(s)"
-docker compose --env-file "$app/stack.env" -f compose.yaml up -d --build --remove-orphans \\
-  --scale worker="$workers" --wait --wait-timeout {COMPOSE_WAIT_SECONDS}
+dc() {{ docker compose --env-file "$app/stack.env" -f compose.yaml "$@"; }}
+# Containers of a service this release does not run (the proxy, once the domain is dropped) would
+# keep their ports: Compose leaves those of a profile turned off, which it does not count as orphans.
+active=" $(dc config --services | tr '\\n' ' ') "
+docker ps --all --filter "label=com.docker.compose.project.working_dir=$app/release" \\
+  --format '{{{{.ID}}}} {{{{.Label "com.docker.compose.service"}}}}' |
+  while read -r id service; do
+    case "$active" in
+      *" $service "*) ;;
+      *) echo "release: removing the $service container, not part of this release"; docker rm -f "$id" ;;
+    esac
+  done
+echo "release: docker compose up with $workers worker(s), access $access, domain ${{domain:-none}}"
+dc up -d --build --remove-orphans --scale worker="$workers" --wait --wait-timeout {COMPOSE_WAIT_SECONDS}
 rm -rf "$app/release.old"
 # Images of earlier releases would fill the small root volume over time.
 docker image prune -f
@@ -107,7 +221,7 @@ def write_release_script(names: StackNames) -> str:
     )
 
 
-def user_data(names: StackNames, workers: int) -> str:
+def user_data(names: StackNames, release: Release) -> str:
     return f"""#!/bin/bash
 # First boot of the qcompute instance of stack {names.stack}; cloud-init runs this once, as root.
 # Its output is in /var/log/cloud-init-output.log.
@@ -142,10 +256,10 @@ install_plugin compose "$compose_url" "$compose_sha"
 install_plugin buildx "$buildx_url" "$buildx_sha"
 docker compose version
 
-{write_release_script(names)}{RELEASE_SCRIPT} {int(workers)}
+{write_release_script(names)}{RELEASE_SCRIPT} {release.arguments()}
 """
 
 
-def rollout_commands(names: StackNames, workers: int) -> list[str]:
+def rollout_commands(names: StackNames, release: Release) -> list[str]:
     """The AWS-RunShellScript commands of a rollout: refresh the release script, then run it."""
-    return ["set -eu", write_release_script(names), f"{RELEASE_SCRIPT} {int(workers)}"]
+    return ["set -eu", write_release_script(names), f"{RELEASE_SCRIPT} {release.arguments()}"]
