@@ -100,3 +100,4 @@ def test_the_memory_an_instance_is_checked_for_is_compose_s() -> None:
         assert f"mem_limit: ${{{variable}:-{mib}m}}" in compose, service
         assert f"memswap_limit: ${{{variable}:-{mib}m}}" in compose, service
     assert instance.memory_needed_mib(1) <= 2048, "the default t3.small holds one worker"
+    assert instance.memory_needed_mib(1, proxy=True) <= 2048, "and the HTTPS proxy"

@@ -274,6 +274,10 @@ def test_a_domain_opens_443_for_https_and_dropping_it_closes_443(deploy, inspect
     planned = deploy.changes(deploy("plan", "--stack", stack_name, "--domain", DOMAIN).stdout)
     assert "inbound tcp/80, tcp/443 from 0.0.0.0/0 only" in {r: d for _, r, d in planned}["security group"]
     assert "warning" not in deploy("plan", "--stack", stack_name, "--domain", DOMAIN).stdout
+    # The proxy's memory limit counts too: two workers and it do not fit a t3.small.
+    crowded = deploy("plan", "--stack", stack_name, "--domain", DOMAIN, "--workers", "2", ok=False)
+    assert "2 worker(s), the frontend, the logger, the HTTPS proxy" in crowded.stderr
+    deploy("plan", "--stack", stack_name, "--no-domain", "--workers", "2")
 
     first = deploy("up", "--stack", stack_name, "--domain", DOMAIN.upper(), "--email", EMAIL, "--no-wait")
     deployment = inspect(stack_name)

