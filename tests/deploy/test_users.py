@@ -149,3 +149,23 @@ def test_no_secret_reaches_a_log(inspect, store, stack_name, caplog, capsys) -> 
     logged = caplog.text + repr(captured)
     for secret in (password, token, accounts.TOKEN.match(token).group(2), renewed):
         assert secret not in logged
+
+
+def test_a_damaged_account_parameter_is_left_out_named_and_removable(users, store, stack_name) -> None:
+    on = ("--stack", stack_name)
+    users("add", "frank", *on)
+    broken = f"{store.names.accounts_path}/broken"
+    tags = [{"Key": STACK_TAG, "Value": stack_name}]
+    store.ssm.put_parameter(Name=broken, Value="not an account", Type="SecureString", Tags=tags)
+
+    # One bad parameter must not fail every sign-in: the frontend and the tools read the rest.
+    assert sorted(store.load()) == ["frank"]
+    assert store.unreadable == [broken]
+    listed = users("list", *on)
+    assert listed.stdout.splitlines()[1].startswith("frank ")
+    assert f"warning: {broken} holds no valid account" in listed.stderr
+    _refused(users("password", "broken", *on, ok=False), 1, f"the parameter {broken} holds no valid account")
+
+    users("remove", "broken", "--yes", *on)
+    assert store.load().keys() == {"frank"}
+    assert store.unreadable == []

@@ -39,6 +39,10 @@ class AccountError(ValueError):
     """A command-line mistake: a bad name, an unknown account, a password too short."""
 
 
+# What Account.from_json raises on a value that is not an account's JSON (json's errors are ValueErrors).
+_UNREADABLE = (ValueError, TypeError, AttributeError)
+
+
 @dataclass(frozen=True)
 class Token:
     id: str
@@ -132,16 +136,23 @@ class AccountStore:
         self.ssm = ssm
         self.names = names
         self.prefix = names.accounts_path + "/"
+        # Parameters under the path that hold no account (written by hand, or damaged), as the last
+        # load found them: left out, so that one of them cannot fail every sign-in.
+        self.unreadable: list[str] = []
 
     def load(self) -> dict[str, Account]:
-        accounts = {}
+        accounts, unreadable = {}, []
         pages = self.ssm.get_paginator("get_parameters_by_path").paginate(
             Path=self.names.accounts_path, Recursive=False, WithDecryption=True
         )
         for page in pages:
             for parameter in page["Parameters"]:
                 name = parameter["Name"].removeprefix(self.prefix)
-                accounts[name] = Account.from_json(name, parameter["Value"])
+                try:
+                    accounts[name] = Account.from_json(name, parameter["Value"])
+                except _UNREADABLE:
+                    unreadable.append(parameter["Name"])
+        self.unreadable = unreadable
         return accounts
 
     def get(self, name: str) -> Account:
@@ -151,7 +162,12 @@ class AccountStore:
             if error_code(error) == "ParameterNotFound":
                 raise AccountError(f"there is no account {name!r}") from None
             raise
-        return Account.from_json(name, found["Parameter"]["Value"])
+        try:
+            return Account.from_json(name, found["Parameter"]["Value"])
+        except _UNREADABLE:
+            raise AccountError(
+                f"the parameter {self.prefix}{name} holds no valid account: `scripts/users remove {name}`"
+            ) from None
 
     def _put(self, account: Account, *, new: bool) -> None:
         arguments: dict[str, Any] = {
@@ -187,8 +203,13 @@ class AccountStore:
         self._put(replace(self.get(name), admin=admin), new=False)
 
     def remove(self, name: str) -> None:
-        self.get(name)
-        self.ssm.delete_parameter(Name=self.prefix + name)
+        """Delete the account's parameter, also one that holds no valid account."""
+        try:
+            self.ssm.delete_parameter(Name=self.prefix + check_name(name))
+        except ClientError as error:
+            if error_code(error) == "ParameterNotFound":
+                raise AccountError(f"there is no account {name!r}") from None
+            raise
 
     def add_token(self, name: str, *, days: int | None = None) -> tuple[Token, str]:
         """A new API token for the account, valid for `days` (or until revoked), to be shown once."""

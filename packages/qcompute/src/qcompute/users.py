@@ -158,6 +158,9 @@ def _when(stamp: str | None) -> str:
 
 def _list(store: AccountStore) -> None:
     found = store.load()
+    for parameter in store.unreadable:
+        name = parameter.removeprefix(store.prefix)
+        _tell(f"warning: {parameter} holds no valid account, nobody signs in with it: remove {name}")
     if not found:
         print(f"no accounts in stack {store.names.stack!r}: scripts/users add NAME --admin")
         return
@@ -209,7 +212,9 @@ def _run(args: argparse.Namespace, store: AccountStore) -> int:
         store.set_admin(args.name, args.admin)
         print(f"{args.name!r} is {'now' if args.admin else 'no longer'} an admin of stack {stack!r}")
     elif args.command == "remove":
-        store.get(args.name)  # an unknown name is refused before asking
+        # An unknown name is refused before asking; a damaged account can still be removed.
+        if args.name not in store.load() and store.prefix + args.name not in store.unreadable:
+            raise AccountError(f"there is no account {args.name!r}")
         if not args.yes and not _confirm_removal(args.name, stack):
             print("nothing removed")
             return 1

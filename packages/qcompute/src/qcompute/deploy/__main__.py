@@ -209,7 +209,7 @@ def _access_notes(deployment: Deployment, release: userdata.Release, stack_name:
             "`scripts/deploy up --access accounts` requires signing in"
         )
         return
-    count, admins = stack.accounts_summary(deployment)
+    count, admins, _ = stack.accounts_summary(deployment)
     if admins:
         say(f"access: accounts ({count} account(s), {admins} admin(s); manage them with scripts/users)")
         return

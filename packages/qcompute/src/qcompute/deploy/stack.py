@@ -152,10 +152,12 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
     return Outcome(changes, spec, cidr)
 
 
-def accounts_summary(deployment: Deployment) -> tuple[int, int]:
-    """How many accounts the stack has, and how many of them are admins."""
-    accounts = AccountStore(deployment.ssm, deployment.names).load()
-    return len(accounts), sum(account.admin for account in accounts.values())
+def accounts_summary(deployment: Deployment) -> tuple[int, int, int]:
+    """How many accounts the stack has, how many of them are admins, and how many parameters under
+    its accounts path hold no valid account."""
+    store = AccountStore(deployment.ssm, deployment.names)
+    accounts = store.load()
+    return len(accounts), sum(account.admin for account in accounts.values()), len(store.unreadable)
 
 
 # --- status -----------------------------------------------------------------------------------------
@@ -204,8 +206,9 @@ def status(deployment: Deployment) -> list[Row]:
         rows.extend(_release_rows(found))
     if not instances:
         rows.append(("instance", names.instance_name, "missing"))
-    count, admins = accounts_summary(deployment)
-    rows.append(("accounts", f"{names.accounts_path}/*", f"{count} account(s), {admins} admin(s)"))
+    count, admins, unreadable = accounts_summary(deployment)
+    damaged = f"; {unreadable} unreadable (scripts/users list)" if unreadable else ""
+    rows.append(("accounts", f"{names.accounts_path}/*", f"{count} account(s), {admins} admin(s){damaged}"))
     return rows
 
 
