@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,14 @@ class ComposeStack:
     env: dict[str, str]
     http_port: int
     localstack_port: int
+    files: list[str] = field(default_factory=lambda: list(LOCAL_FILES))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-        command = ["docker", "compose", "-p", self.project, *LOCAL_FILES, *args]
+        command = ["docker", "compose", "-p", self.project, *self.files, *args]
         result = subprocess.run(
             command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -73,25 +75,48 @@ class ComposeStack:
         raise KeyError(name)
 
 
+def _environment() -> dict[str, str]:
+    # A stack gets its settings from compose.local.env only, never from the test's own AWS setup.
+    return {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+
+
 @pytest.fixture(scope="session")
-def composed() -> Iterator[ComposeStack]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        # The stack gets its settings from compose.local.env only, never from the test's own AWS setup.
-        if not key.startswith("AWS_")
-    }
-    stack = ComposeStack("qcompute-test", env, free_port(), free_port())
-    env.update(HTTP_PORT=str(stack.http_port), LOCALSTACK_PORT=str(stack.localstack_port))
+def built_images() -> None:
+    """The services' images, built once per run from this repository and shared by every stack."""
+    ComposeStack("qcompute-build", _environment(), 0, 0).compose("build", timeout=1200)
+
+
+@contextmanager
+def started(
+    project: str, log_name: str, extra_files: Sequence[str] = (), **settings: str
+) -> Iterator[ComposeStack]:
+    """Start a stack on free loopback ports and wait until it is healthy; always save its logs (in
+    test-artifacts/`log_name`) and `down -v` it. `settings` are more variables for compose."""
+    env = _environment()
+    files = [*LOCAL_FILES, *(arg for name in extra_files for arg in ("-f", name))]
+    stack = ComposeStack(project, env, free_port(), free_port(), files)
+    env.update(HTTP_PORT=str(stack.http_port), LOCALSTACK_PORT=str(stack.localstack_port), **settings)
     ARTIFACTS.mkdir(exist_ok=True)
-    stack.compose("down", "--volumes", "--remove-orphans", check=False)
+    stack.compose("down", "--volumes", "--remove-orphans", check=False, timeout=300)
     try:
-        stack.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "300", timeout=1200)
+        stack.compose("up", "--no-build", "--detach", "--wait", "--wait-timeout", "300", timeout=600)
         yield stack
     finally:
-        logs = stack.compose("logs", "--no-color", "--timestamps", check=False)
-        (ARTIFACTS / "compose.log").write_text(logs.stdout + logs.stderr)
+        logs = stack.compose("logs", "--no-color", "--timestamps", check=False, timeout=120)
+        (ARTIFACTS / log_name).write_text(logs.stdout + logs.stderr)
         stack.compose("down", "--volumes", "--remove-orphans", check=False, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def composed(built_images) -> Iterator[ComposeStack]:
+    with started("qcompute-test", "compose.log") as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def start_stack(built_images) -> Callable[..., AbstractContextManager[ComposeStack]]:
+    """Another stack on the same images: `with start_stack(project, log_name, extra_files, **settings)`."""
+    return started
 
 
 @pytest.fixture(scope="session")
