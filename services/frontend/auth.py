@@ -241,7 +241,10 @@ class TrustedProxies:
     """WSGI middleware: X-Forwarded-For and -Proto count only when the connection comes from one of
     the trusted proxies (host names, resolved now and then, or addresses); otherwise they are dropped."""
 
+    # Names are looked up again this often, and at most once a second when an unknown address
+    # connects: the proxy may start (or restart with a new address) after the frontend.
     RESOLVE_EVERY_SECONDS = 30.0
+    RESOLVE_UNKNOWN_EVERY_SECONDS = 1.0
 
     def __init__(self, app: Any, proxies: tuple[str, ...]) -> None:
         self.app = app
@@ -250,8 +253,11 @@ class TrustedProxies:
         self.addresses: set[str] = set()
         self.resolved_at = -self.RESOLVE_EVERY_SECONDS
 
-    def _trusted(self) -> set[str]:
-        if time.monotonic() - self.resolved_at >= self.RESOLVE_EVERY_SECONDS:
+    def _is_trusted(self, address: str) -> bool:
+        age = time.monotonic() - self.resolved_at
+        if age >= self.RESOLVE_EVERY_SECONDS or (
+            address not in self.addresses and age >= self.RESOLVE_UNKNOWN_EVERY_SECONDS
+        ):
             found = set()
             for name in self.proxies:
                 try:
@@ -261,10 +267,10 @@ class TrustedProxies:
                     with contextlib.suppress(OSError):
                         found |= {info[4][0] for info in socket.getaddrinfo(name, None)}
             self.addresses, self.resolved_at = found, time.monotonic()
-        return self.addresses
+        return address in self.addresses
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if self.proxies and environ.get("REMOTE_ADDR") in self._trusted():
+        if self.proxies and self._is_trusted(environ.get("REMOTE_ADDR", "")):
             return self.forwarded(environ, start_response)
         for header in (
             "HTTP_X_FORWARDED_FOR",

@@ -8,6 +8,7 @@ token from its port 80. The tests drive the proxy only through ports published o
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import json
@@ -31,6 +32,8 @@ from cryptography.x509.oid import NameOID
 from harness.backend import free_port
 from harness.services import ROOT
 from harness.waiting import eventually
+from qcompute.accounts import AccountStore
+from qcompute.names import StackNames
 
 pytestmark = pytest.mark.compose
 
@@ -131,6 +134,9 @@ def proxy(start_stack, tmp_path_factory) -> Iterator[Proxy]:
     settings = {
         "COMPOSE_PROFILES": "https",
         "DOMAIN": DOMAIN,
+        # As scripts/deploy runs it: sign-in and API tokens.
+        "ACCESS_MODE": "accounts",
+        "ACCOUNTS_REFRESH_SECONDS": "1",
         "PROXY_HTTP_PORT": str(http_port),
         "PROXY_HTTPS_PORT": str(https_port),
         "PEBBLE_MANAGEMENT_PORT": str(pebble_port),
@@ -267,7 +273,9 @@ def test_a_forged_x_forwarded_for_never_reaches_the_frontend(proxy, issued) -> N
     print(f"the frontend's access log: {record}")
     container = proxy.stack.containers("proxy")[0]
     proxy_addresses = {n["IPAddress"] for n in container["NetworkSettings"]["Networks"].values()}
-    # The client the frontend logs: the proxy's own address, or the one the proxy vouched for.
+    # The client the frontend acts on (limits, logs) is the one the proxy vouched for; gunicorn's
+    # `remote` shows the same once ProxyFix has rewritten the request (else the proxy's address).
+    assert record["client"] == client, record
     assert record["remote"] in {client, *proxy_addresses}, record
 
 
@@ -312,3 +320,104 @@ def test_proxy_is_hardened_healthy_and_within_its_memory(proxy, issued) -> None:
     container = proxy.stack.containers("proxy")[0]
     assert container["State"]["OOMKilled"] is False
     assert container["RestartCount"] == 0
+
+
+def _spki_sha256(proxy: Proxy) -> str:
+    """The served certificate's public key hash, the one certificate Chromium is told to accept:
+    Chromium has its own trust store (curl and Python above check the chain against Pebble's root)."""
+    context = ssl.create_default_context(cafile=str(proxy.root))
+    with (
+        socket.create_connection(("127.0.0.1", proxy.https_port), timeout=10) as connection,
+        context.wrap_socket(connection, server_hostname=DOMAIN) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    public_key = x509.load_der_x509_certificate(der).public_key()
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return base64.b64encode(digest.finalize()).decode()
+
+
+def test_a_browser_signs_in_over_https_sees_only_its_own_history_and_signs_out(
+    proxy, issued, screenshots
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ssm, sts = proxy.stack.aws("ssm"), proxy.stack.aws("sts")
+    names = StackNames(
+        proxy.stack.env_value("STACK_NAME"),
+        sts.get_caller_identity()["Account"],
+        proxy.stack.env_value("AWS_REGION"),
+    )
+    store = AccountStore(ssm, names)
+    store.create("alice", password="alice-password-123")
+    store.create("bob", password="bob-password-4567")
+    bob_token = store.add_token("bob")[1]
+    # Bob's request, through the API with his token (straight to the frontend on loopback).
+    bobs = requests.post(
+        f"{proxy.stack.url}/api/requests",
+        json={"numbers": [7, 8]},
+        headers={"Authorization": f"Bearer {bob_token}"},
+        params={"wait": 20},
+        timeout=60,
+    )
+    assert bobs.status_code == 200, bobs.text
+    site = f"https://{DOMAIN}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--host-resolver-rules=MAP {DOMAIN}:443 127.0.0.1:{proxy.https_port}",
+                f"--ignore-certificate-errors-spki-list={_spki_sha256(proxy)}",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(f"{site}/history")
+            assert page.url.startswith(f"{site}/signin?next=/history"), page.url
+            page.fill("#name", "alice")
+            page.fill("#password", "not-her-password")
+            page.click("#sign-in")
+            assert page.inner_text("#signin-error") == "wrong name or password"
+            page.fill("#password", "alice-password-123")
+            page.click("#sign-in")
+            page.wait_for_url(f"{site}/history")
+            assert "Signed in as alice" in page.inner_text("#signed-in-as")
+            cookie = next(c for c in page.context.cookies() if c["name"] == "qcompute_session")
+            assert cookie["secure"]
+            assert cookie["httpOnly"]
+
+            page.goto(f"{site}/")
+            page.fill("#numbers", "3 1 4 1 5")
+            page.click("[data-check=none]")
+            page.check("input[value=sum]")
+            page.click("#submit")
+            page.wait_for_selector("#result-sum")
+            assert page.inner_text("#result-sum td") == "14"
+            request_id = page.inner_text("#permalink code")
+            page.screenshot(path=screenshots / "https-01-result.png", full_page=True)
+
+            page.click("nav >> text=History")
+            page.locator(f"tr[data-id='{request_id}']").wait_for()
+            assert page.locator(f"tr[data-id='{bobs.json()['id']}']").count() == 0, "only her own"
+            assert page.locator("nav >> text=Status").count() == 0, "no status page for non-admins"
+            page.screenshot(path=screenshots / "https-02-history.png", full_page=True)
+            assert page.goto(f"{site}/requests/{bobs.json()['id']}").status == 404
+
+            page.goto(f"{site}/history")
+            page.click("#sign-out")
+            page.wait_for_url(f"{site}/signin")
+            page.goto(f"{site}/history")
+            assert page.url.startswith(f"{site}/signin"), "history is no longer reachable"
+            assert page.locator(f"text={request_id}").count() == 0
+        finally:
+            browser.close()
