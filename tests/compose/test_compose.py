@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from harness import client, reference
+from harness.browser import launch_chromium
 from harness.services import ROOT
 from harness.waiting import eventually
 from qcompute import contract
@@ -62,18 +63,7 @@ def test_a_browser_computes_sees_history_and_errors(composed, screenshots) -> No
 
     problems: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             # Script errors, CSP violations and failed subresources; a 400 page itself is expected.

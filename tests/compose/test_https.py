@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.backend import free_port
+from harness.browser import launch_chromium
 from harness.services import ROOT
 from harness.waiting import eventually
 from qcompute.accounts import AccountStore
@@ -366,19 +367,10 @@ def test_a_browser_signs_in_over_https_sees_only_its_own_history_and_signs_out(
     assert bobs.status_code == 200, bobs.text
     site = f"https://{DOMAIN}"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--host-resolver-rules=MAP {DOMAIN}:443 127.0.0.1:{proxy.https_port}",
-                f"--ignore-certificate-errors-spki-list={_spki_sha256(proxy)}",
-            ],
+        browser = launch_chromium(
+            playwright,
+            f"--host-resolver-rules=MAP {DOMAIN}:443 127.0.0.1:{proxy.https_port}",
+            f"--ignore-certificate-errors-spki-list={_spki_sha256(proxy)}",
         )
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
