@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 import pytest
 
 from qcompute import iam
-from qcompute.names import STACK_TAG, StackNames
+from qcompute.names import LOGGED_SERVICES, STACK_TAG, StackNames
 
 NAMES = StackNames("demo", "123456789012", "eu-west-1")
 # The most confusable neighbours: one name is ours plus a suffix, the other starts like our reply queues.
@@ -116,6 +116,10 @@ def _theirs(neighbour: StackNames) -> list[str]:
         neighbour.secret_key_parameter_arn,
         neighbour.accounts_path_arn,
         f"{neighbour.accounts_path_arn}/alice",
+        *(
+            f"{neighbour.log_group_arn(service)}:log-stream:qcompute-{service}-1"
+            for service in LOGGED_SERVICES
+        ),
     ]
 
 
@@ -124,7 +128,8 @@ READ_ONLY_LISTING = {"sqs:ListQueues", "sqs:ListQueueTags"}
 
 
 @pytest.mark.parametrize(
-    "build", [*iam.SERVICE_POLICIES.values(), iam.instance_boot_policy, iam.instance_policy]
+    "build",
+    [*iam.SERVICE_POLICIES.values(), iam.instance_boot_policy, iam.instance_logs_policy, iam.instance_policy],
 )
 def test_star_only_for_what_has_no_resource_and_nothing_of_a_neighbour(build) -> None:
     for statement in build(NAMES)["Statement"]:
@@ -146,7 +151,7 @@ def test_star_only_for_what_has_no_resource_and_nothing_of_a_neighbour(build) ->
 def test_the_instance_policy_merges_the_services_and_fits_iam() -> None:
     policy = iam.instance_policy(NAMES)
     expected = {grant for build in iam.SERVICE_POLICIES.values() for grant in _grants(build(NAMES))}
-    expected |= _grants(iam.instance_boot_policy(NAMES))
+    expected |= _grants(iam.instance_boot_policy(NAMES)) | _grants(iam.instance_logs_policy(NAMES))
     assert _grants(policy) == expected
     sids = [statement["Sid"] for statement in policy["Statement"]]
     assert len(sids) == len(set(sids))
@@ -162,3 +167,15 @@ def test_the_instance_policy_merges_the_services_and_fits_iam() -> None:
     }
     # IAM's limit for a role's inline policies, white space not counted.
     assert len(json.dumps(policy, separators=(",", ":"))) < 10_240
+
+
+def test_the_containers_may_only_write_their_streams_in_the_stacks_own_log_groups() -> None:
+    streams = "arn:aws:logs:eu-west-1:123456789012:log-group:/qcompute/demo/{}:log-stream:*"
+    assert _grants(iam.instance_logs_policy(NAMES)) == {
+        (action, streams.format(service))
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents")
+        for service in ("frontend", "worker", "logger", "proxy")
+    }
+    # Not the services' own: the Docker daemon writes them, with the instance role.
+    for build in iam.SERVICE_POLICIES.values():
+        assert not [action for action in _actions(build(NAMES)) if action.startswith("logs:")]

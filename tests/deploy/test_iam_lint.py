@@ -108,7 +108,8 @@ def _role_arn(names: StackNames, role: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "build", [*iam.SERVICE_POLICIES.values(), iam.instance_boot_policy, iam.instance_policy]
+    "build",
+    [*iam.SERVICE_POLICIES.values(), iam.instance_boot_policy, iam.instance_logs_policy, iam.instance_policy],
 )
 def test_every_identity_policy_builder_lints_clean(build) -> None:
     assert lint(build(NAMES), "identity") == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from qcompute.contract import LOG_PREFIX, PAYLOAD_PREFIX, USER_PREFIX
-from qcompute.names import STACK_TAG, StackNames
+from qcompute.names import LOGGED_SERVICES, STACK_TAG, StackNames
 
 Policy = dict[str, Any]
 
@@ -191,10 +191,23 @@ def instance_boot_policy(names: StackNames) -> Policy:
     )
 
 
+def instance_logs_policy(names: StackNames) -> Policy:
+    """What Docker's awslogs driver does with the instance role: open a stream per container in the
+    stack's own log groups and write to it. `deploy up` makes the groups (compose.aws.yaml says
+    awslogs-create-group "false"), so no logs:CreateLogGroup; both actions are authorized on the
+    log-stream ARN (AWS's Service Authorization Reference), `<group ARN>:log-stream:<stream>`."""
+    streams = [f"{names.log_group_arn(service)}:log-stream:*" for service in LOGGED_SERVICES]
+    return _document(
+        [_statement("InstanceContainerLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], streams)]
+    )
+
+
 SERVICE_POLICIES = {"frontend": frontend_policy, "worker": worker_policy, "logger": logger_policy}
 
 
 def instance_policy(names: StackNames) -> Policy:
-    """The instance role's inline policy: the three services (they share the host) and its own reads."""
+    """The instance role's inline policy: the three services (they share the host), its own reads and
+    its containers' logs."""
     statements = [statement for build in SERVICE_POLICIES.values() for statement in build(names)["Statement"]]
-    return _document(statements + instance_boot_policy(names)["Statement"])
+    host = instance_boot_policy(names)["Statement"] + instance_logs_policy(names)["Statement"]
+    return _document(statements + host)

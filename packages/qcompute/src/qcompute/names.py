@@ -12,6 +12,8 @@ from dataclasses import dataclass
 STACK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 # The tag every resource of a stack carries; teardown and `deploy status` find resources by it.
 STACK_TAG = "qcompute:stack"
+# The containers whose output goes to CloudWatch Logs on EC2 (compose.aws.yaml), one log group each.
+LOGGED_SERVICES = ("frontend", "worker", "logger", "proxy")
 
 
 class InvalidStackName(ValueError):
@@ -120,6 +122,13 @@ class StackNames:
     def accounts_path_arn(self) -> str:
         # GetParametersByPath is authorized against the path itself, not the parameters below it.
         return f"arn:aws:ssm:{self.region}:{self.account_id}:parameter{self.accounts_path}"
+
+    def log_group(self, service: str) -> str:
+        """The CloudWatch Logs group of one container service on EC2 (compose.aws.yaml names it too)."""
+        return f"/qcompute/{self.stack}/{service}"
+
+    def log_group_arn(self, service: str) -> str:
+        return f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{self.log_group(service)}"
 
     @property
     def bundle_key(self) -> str:
