@@ -31,6 +31,7 @@ def test_the_bundle_holds_exactly_the_build_inputs() -> None:
     assert set(files) == _tracked(bundle.CONTENTS)
     assert {
         "compose.yaml",
+        "compose.aws.yaml",
         ".dockerignore",
         "requirements/lock.txt",
         "packages/qcompute/pyproject.toml",

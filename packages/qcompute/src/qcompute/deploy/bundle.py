@@ -20,8 +20,16 @@ from qcompute.aws import error_code
 from qcompute.deploy.session import DeployError, Deployment
 from qcompute.provision import Change
 
-# compose.yaml and what its builds read: the Dockerfiles COPY only these (see .dockerignore).
-CONTENTS = ("compose.yaml", ".dockerignore", "requirements/lock.txt", "packages/qcompute", "services")
+# compose.yaml (with the instance's logging override) and what its builds read: the Dockerfiles COPY
+# only these (see .dockerignore).
+CONTENTS = (
+    "compose.yaml",
+    "compose.aws.yaml",
+    ".dockerignore",
+    "requirements/lock.txt",
+    "packages/qcompute",
+    "services",
+)
 # Caches and build output, never sources; hidden files (.env, editor files) are skipped as well.
 _SKIPPED_DIRS = {"__pycache__", "build", "dist"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")

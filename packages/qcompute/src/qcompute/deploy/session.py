@@ -30,12 +30,14 @@ class DeployError(Exception):
 
 @dataclass(frozen=True)
 class Deployment:
-    """The stack's messaging and storage clients (shared with provisioning) plus EC2, IAM and SSM."""
+    """The stack's messaging and storage clients (shared with provisioning) plus EC2, IAM, SSM and
+    CloudWatch Logs."""
 
     clients: aws.Clients
     ec2: Any
     iam: Any
     ssm: Any
+    logs: Any
 
     @property
     def names(self) -> StackNames:
@@ -68,7 +70,9 @@ def connect(stack: str, region: str, *, endpoint_url: str | None = None) -> Depl
     def client(service: str) -> Any:
         return session.client(service, config=config, endpoint_url=endpoint_url)
 
-    return Deployment(clients=clients, ec2=client("ec2"), iam=client("iam"), ssm=client("ssm"))
+    return Deployment(
+        clients=clients, ec2=client("ec2"), iam=client("iam"), ssm=client("ssm"), logs=client("logs")
+    )
 
 
 QUOTA_CODES = {
@@ -145,8 +149,8 @@ def _explain_client_error(error: ClientError, region: str) -> str:
         )
     if code in DENIED_CODES:
         return (
-            f"the credentials may not call {operation} ({code}): deploying needs EC2, IAM, SSM, SQS, SNS "
-            "and S3 permissions, e.g. an administrator role in a sandbox account"
+            f"the credentials may not call {operation} ({code}): deploying needs EC2, IAM, SSM, SQS, SNS, "
+            "S3 and CloudWatch Logs permissions, e.g. an administrator role in a sandbox account"
         )
     if code in TAKEN_CODES:
         return f"a name the stack needs is taken ({code}: {message}): choose another --stack name"

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from qcompute import aws
 from qcompute.accounts import AccountStore
-from qcompute.deploy import bundle, infra, instance, network, userdata
+from qcompute.deploy import bundle, infra, instance, loggroups, network, userdata
 from qcompute.deploy.instance import InstanceSpec
 from qcompute.deploy.session import DeployError, Deployment
 from qcompute.deploy.waiting import wait_for
@@ -34,6 +34,7 @@ class Wanted:
     access: str | None = None
     domain: str | None = None
     email: str | None = None
+    log_retention_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def _check_names_free(deployment: Deployment, vpc_id: str) -> None:
         taken.append(f"SSM parameter {names.secret_key_parameter}")
     if foreign(infra.bucket_tags(deployment)):
         taken.append(f"bucket {names.log_bucket}")
+    taken += [f"log group {name}" for name in loggroups.foreign(deployment)]
     if taken:
         raise DeployError(
             f"names taken by resources not tagged {STACK_TAG}={names.stack}: {', '.join(taken)}; "
@@ -132,6 +134,11 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
         cidr = network.http_cidr(deployment, groups[0]["GroupId"])
     cidr = cidr or DEFAULT_HTTP_CIDR
     ports = network.web_ports(spec.release.domain)
+    retention = (
+        wanted.log_retention_days
+        or loggroups.current_retention(deployment)
+        or loggroups.DEFAULT_RETENTION_DAYS
+    )
 
     changes: list[Change] = []
 
@@ -145,6 +152,8 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
     record(infra.ensure_secret(deployment, dry_run))
     record(*infra.ensure_role(deployment, dry_run))
     record(infra.ensure_profile(deployment, dry_run))
+    # Before the instance: its containers' logging driver needs the groups and will not make them.
+    record(*loggroups.ensure(deployment, retention, dry_run))
     group_change, group_id = network.ensure_security_group(deployment, vpc_id, cidr, ports, dry_run)
     record(group_change)
     record(bundle.ensure_uploaded(deployment, app, dry_run))
@@ -194,6 +203,7 @@ def status(deployment: Deployment) -> list[Row]:
     rows.append(("secret", names.secret_key_parameter, _present(infra.find_secret_tags(deployment))))
     rows.append(("role", names.instance_role, _present(infra.find_role(deployment))))
     rows.append(("profile", names.instance_profile, _present(infra.find_profile(deployment))))
+    rows.extend(loggroups.status_rows(deployment))
     groups = network.find_security_groups(deployment)
     for group in groups:
         rules = network.web_access(deployment, group["GroupId"]) or "inbound rules differ: run up"
@@ -281,6 +291,7 @@ def leftovers(deployment: Deployment) -> list[str]:
         for name, tags in infra.find_accounts(deployment).items()
         if infra.owned(deployment, tags)
     ]
+    left += loggroups.leftovers(deployment)
     left += [f"queue {queue}" for queue in _queues_left(deployment)]
     left += [f"{change.resource} {change.name}" for change in remove(deployment.clients, dry_run=True)]
     return sorted(set(left))
@@ -296,6 +307,8 @@ def down(deployment: Deployment, *, report: Report) -> list[Change]:
         infra.remove_profile_and_role,
         infra.remove_secret,
         infra.remove_accounts,
+        # After the instance: nothing writes to them any more.
+        loggroups.remove,
         lambda deployment: remove(deployment.clients),
     ]
     for step in steps:

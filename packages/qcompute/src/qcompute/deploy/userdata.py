@@ -175,7 +175,8 @@ rm -rf "$app/release.old"
 if [ -d "$app/release" ]; then mv "$app/release" "$app/release.old"; fi
 mv "$work/release" "$app/release"
 cd "$app/release"
-dc() {{ docker compose --env-file "$app/stack.env" -f compose.yaml "$@"; }}
+# compose.aws.yaml: the containers' output goes to the stack's CloudWatch Logs groups.
+dc() {{ docker compose --env-file "$app/stack.env" -f compose.yaml -f compose.aws.yaml "$@"; }}
 # Containers of a service this release does not run (the proxy, once the domain is dropped) would
 # keep their ports: Compose leaves those of a profile turned off, which it does not count as orphans.
 active=" $(dc config --services | tr '\\n' ' ') "
