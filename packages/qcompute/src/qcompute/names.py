@@ -131,6 +131,19 @@ class StackNames:
         return f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{self.log_group(service)}"
 
     @property
+    def alerts_topic(self) -> str:
+        """The SNS topic the stack's CloudWatch alarms notify (`deploy up --alert-email`)."""
+        return f"{self.stack}-alerts"
+
+    @property
+    def alerts_topic_arn(self) -> str:
+        return f"arn:aws:sns:{self.region}:{self.account_id}:{self.alerts_topic}"
+
+    def alarm(self, what: str) -> str:
+        """A CloudWatch alarm of the stack; the prefix keeps two stacks' alarms apart."""
+        return f"{self.stack}-{what}"
+
+    @property
     def bundle_key(self) -> str:
         """The application bundle in the log bucket, outside logs/ and payloads/."""
         return "deploy/bundle.tar.gz"

@@ -30,14 +30,15 @@ class DeployError(Exception):
 
 @dataclass(frozen=True)
 class Deployment:
-    """The stack's messaging and storage clients (shared with provisioning) plus EC2, IAM, SSM and
-    CloudWatch Logs."""
+    """The stack's messaging and storage clients (shared with provisioning) plus EC2, IAM, SSM,
+    CloudWatch Logs and CloudWatch (alarms)."""
 
     clients: aws.Clients
     ec2: Any
     iam: Any
     ssm: Any
     logs: Any
+    cloudwatch: Any
 
     @property
     def names(self) -> StackNames:
@@ -71,7 +72,12 @@ def connect(stack: str, region: str, *, endpoint_url: str | None = None) -> Depl
         return session.client(service, config=config, endpoint_url=endpoint_url)
 
     return Deployment(
-        clients=clients, ec2=client("ec2"), iam=client("iam"), ssm=client("ssm"), logs=client("logs")
+        clients=clients,
+        ec2=client("ec2"),
+        iam=client("iam"),
+        ssm=client("ssm"),
+        logs=client("logs"),
+        cloudwatch=client("cloudwatch"),
     )
 
 
@@ -150,7 +156,7 @@ def _explain_client_error(error: ClientError, region: str) -> str:
     if code in DENIED_CODES:
         return (
             f"the credentials may not call {operation} ({code}): deploying needs EC2, IAM, SSM, SQS, SNS, "
-            "S3 and CloudWatch Logs permissions, e.g. an administrator role in a sandbox account"
+            "S3, CloudWatch Logs and CloudWatch permissions, e.g. an administrator role in a sandbox account"
         )
     if code in TAKEN_CODES:
         return f"a name the stack needs is taken ({code}: {message}): choose another --stack name"
