@@ -2,8 +2,9 @@
 
     scripts/deploy up     [--stack NAME] [--region R] [--instance-type T] [--http-cidr CIDR]
                           [--workers N] [--access open|accounts] [--domain NAME | --no-domain]
-                          [--email ADDR | --no-email] [--log-retention-days N] [--no-wait]
-                          [--source DIR]
+                          [--email ADDR | --no-email] [--log-retention-days N]
+                          [--alert-email ADDR | --no-alert-email] [--alert-oldest-seconds S]
+                          [--no-wait] [--source DIR]
     scripts/deploy plan   (the options of up, without --no-wait): what up would do; changes nothing
     scripts/deploy status [--stack NAME] [--region R]
     scripts/deploy logs   [--service frontend|worker|logger|proxy] [--since 10m] [--follow]
@@ -18,7 +19,9 @@ https://NAME/ answers with a certificate this machine trusts: up to 10 minutes a
 after a first boot. If it does not, up exits 1 saying what to check; the stack is deployed all the
 same, and running up again only waits again. On the instance the containers log to CloudWatch Logs,
 one group per service; `logs` prints those lines, newest last (--request: one request's lines in the
-frontend, worker and logger).
+frontend, worker and logger). With --alert-email, CloudWatch alarms e-mail ADDR (through the SNS
+topic <stack>-alerts, once ADDR confirms) when a dead-letter queue holds a message, a request waits
+longer than --alert-oldest-seconds, or the instance fails its status check.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from qcompute.deploy import instance, loggroups, logview, stack, userdata
+from qcompute.deploy import alerts, instance, loggroups, logview, stack, userdata
 from qcompute.deploy.bundle import find_source
 from qcompute.deploy.session import DeployError, Deployment, connect, explain, uses_emulator
 from qcompute.deploy.waiting import (
@@ -43,11 +46,13 @@ from qcompute.deploy.waiting import (
     wait_for_http,
 )
 from qcompute.names import LOGGED_SERVICES
-from qcompute.provision import Change
+from qcompute.provision import QUEUE_RETENTION_SECONDS, Change
 from qcompute.settings import ConfigError, StackSettings
 
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 MAX_WORKERS = 10
+# A request older than the queue keeps messages is gone: no age beyond that can be reached.
+MAX_OLDEST_SECONDS = QUEUE_RETENTION_SECONDS
 
 
 def _workers(value: str) -> int:
@@ -74,6 +79,12 @@ def _email(value: str) -> str:
         return userdata.check_email(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _seconds(value: str) -> int:
+    if not value.isdigit() or not 60 <= int(value) <= MAX_OLDEST_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds from 60 to {MAX_OLDEST_SECONDS}")
+    return int(value)
 
 
 def _duration(value: str) -> int:
@@ -152,6 +163,27 @@ def _parser() -> argparse.ArgumentParser:
         help="how long CloudWatch Logs keeps the containers' logs "
         f"(default: the stack's, or {loggroups.DEFAULT_RETENTION_DAYS})",
     )
+    alert = shape.add_mutually_exclusive_group()
+    alert.add_argument(
+        "--alert-email",
+        type=_email,
+        metavar="ADDR",
+        help="e-mail ADDR when an alarm goes off (SNS asks ADDR to confirm first) (default: the stack's)",
+    )
+    alert.add_argument(
+        "--no-alert-email",
+        dest="alert_email",
+        action="store_const",
+        const="",
+        help="remove the alarms, their topic and its subscription",
+    )
+    shape.add_argument(
+        "--alert-oldest-seconds",
+        type=_seconds,
+        metavar="S",
+        help="alarm when a request has waited longer than S seconds "
+        f"(default: the stack's, or {alerts.DEFAULT_OLDEST_SECONDS})",
+    )
     shape.add_argument("--source", type=Path, help="the repository to deploy (default: the one run from)")
     up = commands.add_parser("up", parents=[where, shape], help="create or update the stack and start it")
     up.add_argument(
@@ -205,6 +237,8 @@ def _up(args: argparse.Namespace, stack_name: str, region: str) -> int:
         args.domain,
         args.email,
         log_retention_days=args.log_retention_days,
+        alert_email=args.alert_email,
+        alert_oldest_seconds=args.alert_oldest_seconds,
     )
     outcome = stack.up(deployment, wanted, source, dry_run=dry_run, report=_print_change)
     release = outcome.spec.release
@@ -216,8 +250,13 @@ def _up(args: argparse.Namespace, stack_name: str, region: str) -> int:
         )
     if dry_run:
         changes = outcome.changes
-        counts = {action: sum(c.action == action for c in changes) for action in ("create", "update", "ok")}
-        say(f"plan: {counts['create']} to create, {counts['update']} to update, {counts['ok']} as defined")
+        actions = ("create", "update", "delete", "ok")
+        counts = {action: sum(c.action == action for c in changes) for action in actions}
+        removed = f", {counts['delete']} to delete" if counts["delete"] else ""
+        say(
+            f"plan: {counts['create']} to create, {counts['update']} to update{removed}, "
+            f"{counts['ok']} as defined"
+        )
         return 0
     found = instance.the_instance(deployment)
     if found is None:

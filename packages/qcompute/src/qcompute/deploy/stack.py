@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from qcompute import aws
 from qcompute.accounts import AccountStore
-from qcompute.deploy import bundle, infra, instance, loggroups, network, userdata
+from qcompute.deploy import alerts, bundle, infra, instance, loggroups, network, userdata
 from qcompute.deploy.instance import InstanceSpec
 from qcompute.deploy.session import DeployError, Deployment
 from qcompute.deploy.waiting import wait_for
@@ -26,7 +26,7 @@ DEFAULT_HTTP_CIDR = "0.0.0.0/0"
 @dataclass(frozen=True)
 class Wanted:
     """What the person deploying asked for; None keeps what the stack has (or the default).
-    An empty domain or e-mail asks for none (--no-domain, --no-email)."""
+    An empty domain or e-mail asks for none (--no-domain, --no-email, --no-alert-email)."""
 
     instance_type: str | None = None
     http_cidr: str | None = None
@@ -35,6 +35,8 @@ class Wanted:
     domain: str | None = None
     email: str | None = None
     log_retention_days: int | None = None
+    alert_email: str | None = None
+    alert_oldest_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def _check_names_free(deployment: Deployment, vpc_id: str) -> None:
     if foreign(infra.bucket_tags(deployment)):
         taken.append(f"bucket {names.log_bucket}")
     taken += [f"log group {name}" for name in loggroups.foreign(deployment)]
+    taken += alerts.foreign(deployment)
     if taken:
         raise DeployError(
             f"names taken by resources not tagged {STACK_TAG}={names.stack}: {', '.join(taken)}; "
@@ -139,6 +142,7 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
         or loggroups.current_retention(deployment)
         or loggroups.DEFAULT_RETENTION_DAYS
     )
+    alerting = alerts.settle(deployment, wanted.alert_email, wanted.alert_oldest_seconds)
 
     changes: list[Change] = []
 
@@ -158,6 +162,9 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
     record(group_change)
     record(bundle.ensure_uploaded(deployment, app, dry_run))
     record(instance.ensure_instance(deployment, spec, group_id, dry_run))
+    # After the instance: its status alarm names it, and a replaced instance moves the alarm along.
+    launched = instance.the_instance(deployment)
+    record(*alerts.ensure(deployment, alerting, launched["InstanceId"] if launched else None, dry_run))
     return Outcome(changes, spec, cidr)
 
 
@@ -204,6 +211,7 @@ def status(deployment: Deployment) -> list[Row]:
     rows.append(("role", names.instance_role, _present(infra.find_role(deployment))))
     rows.append(("profile", names.instance_profile, _present(infra.find_profile(deployment))))
     rows.extend(loggroups.status_rows(deployment))
+    rows.extend(alerts.status_rows(deployment))
     groups = network.find_security_groups(deployment)
     for group in groups:
         rules = network.web_access(deployment, group["GroupId"]) or "inbound rules differ: run up"
@@ -292,6 +300,7 @@ def leftovers(deployment: Deployment) -> list[str]:
         if infra.owned(deployment, tags)
     ]
     left += loggroups.leftovers(deployment)
+    left += alerts.leftovers(deployment)
     left += [f"queue {queue}" for queue in _queues_left(deployment)]
     left += [f"{change.resource} {change.name}" for change in remove(deployment.clients, dry_run=True)]
     return sorted(set(left))
@@ -307,6 +316,7 @@ def down(deployment: Deployment, *, report: Report) -> list[Change]:
         infra.remove_profile_and_role,
         infra.remove_secret,
         infra.remove_accounts,
+        alerts.remove,
         # After the instance: nothing writes to them any more.
         loggroups.remove,
         lambda deployment: remove(deployment.clients),
