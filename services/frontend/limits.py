@@ -40,17 +40,17 @@ class Limits:
         self.path = directory / "qcompute-limits.sqlite3"
         self.clock = clock
         self.local = threading.local()
-        with self._db() as db:
-            db.executescript(
-                """
+        self._db().executescript(
+            """
                 CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL, amount INTEGER);
                 CREATE INDEX IF NOT EXISTS hits_by_key ON hits (key, at);
                 CREATE TABLE IF NOT EXISTS signed_out (session TEXT PRIMARY KEY, until REAL NOT NULL);
                 """
-            )
+        )
 
     def _db(self) -> sqlite3.Connection:
-        """One connection per thread; `with` makes a transaction, BEGIN IMMEDIATE takes the write lock."""
+        """One connection per thread, in autocommit mode: `take` opens its own transaction with
+        BEGIN IMMEDIATE, which takes the write lock before it reads."""
         db = getattr(self.local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
