@@ -12,8 +12,8 @@ blueprint = Blueprint("health", __name__)
 
 @blueprint.get("/healthz")
 def healthz() -> Any:
-    """The process answers HTTP."""
-    return jsonify(status="ok")
+    """The process answers HTTP; and which release it is."""
+    return jsonify(status="ok", version=current_app.config["SETTINGS"].app_version)
 
 
 @blueprint.get("/readyz")

@@ -47,6 +47,9 @@ class FrontendSettings:
     max_backlog: int
     log_level: str
     log_format: str
+    # The release that serves (its image tag), shown in the page's footer and /healthz: a rollout's
+    # progress can be seen from outside.
+    app_version: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FrontendSettings:
@@ -95,4 +98,5 @@ class FrontendSettings:
             max_backlog=env.integer("MAX_BACKLOG", 1000, minimum=1),
             log_level=env.text("LOG_LEVEL", "INFO").upper(),
             log_format=env.text("LOG_FORMAT", "auto"),
+            app_version=env.text("APP_VERSION", "dev"),
         )

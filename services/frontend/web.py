@@ -111,7 +111,11 @@ def status() -> Any:
 @blueprint.app_context_processor
 def page_constants() -> dict[str, Any]:
     # A page shows at most this many values of a list; the JSON API has them all.
-    return {"labels": OPERATIONS, "page_items": 1000}
+    return {
+        "labels": OPERATIONS,
+        "page_items": 1000,
+        "app_version": current_app.config["SETTINGS"].app_version,
+    }
 
 
 @blueprint.app_template_filter("show")

@@ -39,7 +39,7 @@ def _log_object(composed, request_id: str) -> dict | None:
 
 def test_every_container_is_healthy(composed) -> None:
     states = {c["Config"]["Labels"]["com.docker.compose.service"]: c["State"] for c in composed.containers()}
-    assert set(states) == {"localstack", *SERVICES}
+    assert set(states) == {"localstack", "proxy", *SERVICES}
     for service, state in states.items():
         assert state["Health"]["Status"] == "healthy", (service, state["Health"]["Log"][-1:])
 
@@ -142,7 +142,7 @@ def test_no_service_logged_an_error(composed) -> None:
 def test_containers_are_non_root_read_only_and_without_capabilities(composed) -> None:
     for container in composed.containers():
         service = container["Config"]["Labels"]["com.docker.compose.service"]
-        if service == "localstack":
+        if service in ("localstack", "proxy"):  # the proxy: tests/compose/test_https.py
             continue
         host = container["HostConfig"]
         assert container["Config"]["User"] == "10001:10001", service
@@ -255,7 +255,9 @@ def test_production_compose_file_needs_its_settings() -> None:
     )
     assert config.returncode == 0, config.stderr
     services = json.loads(config.stdout)["services"]
-    assert services["frontend"]["ports"][0]["published"] == "80"
+    # The proxy owns the ports; the frontends publish none, so a rollout can run two side by side.
+    assert {port["published"] for port in services["proxy"]["ports"]} == {"80", "443"}
+    assert "ports" not in services["frontend"]
     for service in SERVICES:
         environment = services[service]["environment"]
         assert not any(key.startswith(("AWS_ACCESS", "AWS_SECRET", "AWS_ENDPOINT")) for key in environment)

@@ -1,4 +1,4 @@
-"""HTTPS as `scripts/deploy up --domain NAME` runs it: the "https" profile's Caddy in front of the frontend.
+"""HTTPS as `scripts/deploy up --domain NAME` runs it: Caddy with https.Caddyfile in front of the frontend.
 
 A second stack: compose.yaml + compose.local.yaml + tests/compose/https.yaml, which adds Pebble (Let's
 Encrypt's ACME test server) on the compose network. Caddy gets its certificate from Pebble through
@@ -133,7 +133,6 @@ def proxy(start_stack, tmp_path_factory) -> Iterator[Proxy]:
     _write_pebble_tls(tls)
     http_port, https_port, pebble_port = free_port(), free_port(), free_port()
     settings = {
-        "COMPOSE_PROFILES": "https",
         "DOMAIN": DOMAIN,
         # As scripts/deploy runs it: sign-in and API tokens.
         "ACCESS_MODE": "accounts",
