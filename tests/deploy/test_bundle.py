@@ -1,4 +1,4 @@
-"""The application bundle holds exactly what `docker compose up --build` needs on the instance."""
+"""The application bundle holds exactly what building and rolling out the stack needs on the instance."""
 
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ def test_the_bundle_holds_exactly_the_build_inputs() -> None:
         ".dockerignore",
         "requirements/lock.txt",
         "packages/qcompute/pyproject.toml",
+        "scripts/rollout",
     } <= set(files)
-    for unwanted in (r"^tests/", r"\.pyc$", r"__pycache__", r"^\.git/", r"\.egg-info/", r"/\.", r"^scripts/"):
+    for unwanted in (r"^tests/", r"\.pyc$", r"__pycache__", r"^\.git/", r"\.egg-info/", r"/\."):
         assert [name for name in files if re.search(unwanted, name)] == [], unwanted
+    assert [name for name in files if name.startswith("scripts/")] == ["scripts/rollout"], "no other tool"
 
 
 def test_every_file_the_images_copy_is_in_the_bundle() -> None:
@@ -100,5 +102,5 @@ def test_the_memory_an_instance_is_checked_for_is_compose_s() -> None:
         variable = f"{service.upper()}_MEMORY"
         assert f"mem_limit: ${{{variable}:-{mib}m}}" in compose, service
         assert f"memswap_limit: ${{{variable}:-{mib}m}}" in compose, service
-    assert instance.memory_needed_mib(1) <= 2048, "the default t3.small holds one worker"
-    assert instance.memory_needed_mib(1, proxy=True) <= 2048, "and the HTTPS proxy"
+    assert instance.memory_needed_mib(1) <= 2048, "the default t3.small holds one worker and the proxy"
+    assert instance.memory_needed_mib(5) <= 4096 < instance.memory_needed_mib(6), "a t3.medium 5"

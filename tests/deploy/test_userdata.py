@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -69,7 +70,11 @@ def test_the_user_data_installs_pinned_plugins_and_starts_compose() -> None:
     assert script.rstrip().endswith(f"{userdata.RELEASE_SCRIPT} --workers 3 --access accounts")
 
 
-# Stand-ins for the instance's aws and docker commands: each call is logged with its arguments.
+# Stand-ins for the instance's aws and docker commands: each call is logged with its arguments. The
+# release script runs the bundle's real scripts/rollout, which sees through `docker compose ps` the
+# containers in $CONTAINERS ("id service" lines) until it has run `up`, then those in $AFTER_UP;
+# `docker inspect` tells
+# each new container's state as $VERDICT.
 FAKE_AWS = """#!/bin/sh
 echo "aws $*" >> "$CALLS"
 case "$1 $2" in
@@ -80,20 +85,37 @@ esac
 FAKE_DOCKER = """#!/bin/sh
 echo "docker $*" >> "$CALLS"
 case "$*" in
-  *" config --services") printf 'frontend\\nworker\\nlogger\\n' ;;
-  "ps "*) printf '%b' "$CONTAINERS" ;;
+  *" config --services") printf 'frontend\\nworker\\nlogger\\nproxy\\n' ;;
+  *" up "*"--no-recreate"* | *" up "*"--remove-orphans"*) touch "$STATE/up" ;;
+  *" ps "*)
+    if [ -f "$STATE/up" ]; then list=$AFTER_UP; else list=$CONTAINERS; fi
+    printf '%b' "$list" | while read -r id service; do
+      case " $* " in *" $service "*) echo "$id" ;; esac
+    done ;;
+  "inspect --format {{.State.Status}}"*) echo "$VERDICT" ;;
+  "inspect "*) echo "a container: $VERDICT" ;;
 esac
 """
 SECRET = "f" * 64
 
 
-def _release_run(tmp_path: Path, *arguments: str, containers: str = "") -> subprocess.CompletedProcess:
+def _release_run(
+    tmp_path: Path,
+    *arguments: str,
+    containers: str = "",
+    after_up: str = "",
+    verdict: str = "running healthy 0",
+    bundle_text: str = "services: {}\n",
+) -> subprocess.CompletedProcess:
     """Run the release script as the instance would, in a directory of its own, with fake aws/docker."""
-    app, fake, bundle = tmp_path / "app", tmp_path / "bin", tmp_path / "bundle"
-    for directory in (app, fake, bundle):
-        directory.mkdir(exist_ok=True)
+    app, fake, bundle, state = (tmp_path / name for name in ("app", "bin", "bundle", "state"))
+    for directory in (app, fake, bundle / "scripts", state):
+        directory.mkdir(parents=True, exist_ok=True)
+    (state / "up").unlink(missing_ok=True)
     for compose_file in ("compose.yaml", "compose.aws.yaml"):
-        (bundle / compose_file).write_text("services: {}\n")
+        (bundle / compose_file).write_text(bundle_text)
+    (bundle / "scripts/rollout").write_bytes((ROOT / "scripts/rollout").read_bytes())
+    (bundle / "scripts/rollout").chmod(0o755)
     for name, text in (("aws", FAKE_AWS), ("docker", FAKE_DOCKER)):
         (fake / name).write_text(text)
         (fake / name).chmod(0o755)
@@ -103,14 +125,18 @@ def _release_run(tmp_path: Path, *arguments: str, containers: str = "") -> subpr
         "HOME": str(tmp_path),
         "CALLS": str(tmp_path / "calls.log"),
         "BUNDLE": str(bundle),
+        "STATE": str(state),
         "FAKE_SECRET": SECRET,
         "CONTAINERS": containers,
+        "AFTER_UP": after_up,
+        "VERDICT": verdict,
     }
+    (tmp_path / "calls.log").unlink(missing_ok=True)
     return subprocess.run(["bash", str(script), *arguments], env=env, capture_output=True, text=True)
 
 
-def _env_file(tmp_path: Path) -> dict[str, str]:
-    path = tmp_path / "app/stack.env"
+def _env_file(tmp_path: Path, release: str = "release") -> dict[str, str]:
+    path = tmp_path / "app" / release / "stack.env"
     assert path.stat().st_mode & 0o777 == 0o600, "root only"
     return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
@@ -119,58 +145,129 @@ def _docker_calls(tmp_path: Path) -> list[str]:
     return [line for line in (tmp_path / "calls.log").read_text().splitlines() if line.startswith("docker ")]
 
 
+def _bundle_tag(tmp_path: Path) -> str:
+    """The digest `scripts/deploy status` shows for the fake bundle: of its uncompressed tar."""
+    tar = subprocess.run(["tar", "-c", "-C", str(tmp_path / "bundle"), "."], capture_output=True, check=True)
+    return hashlib.sha256(tar.stdout).hexdigest()[:12]
+
+
 def test_the_release_script_writes_the_compose_settings_and_the_secret_into_a_root_only_file(
     tmp_path: Path,
 ) -> None:
     domain = ("--domain", "qcompute.example.org", "--email", "ops@example.org")
     done = _release_run(tmp_path, "--workers", "2", "--access", "accounts", *domain)
     assert done.returncode == 0, done.stderr
-    assert _env_file(tmp_path) == {
+    settings = _env_file(tmp_path)
+    assert settings == {
         "STACK_NAME": "demo",
         "AWS_REGION": "eu-west-1",
         "SECRET_KEY": SECRET,
         "ACCESS_MODE": "accounts",
         "DOMAIN": "qcompute.example.org",
         "ACME_EMAIL": "ops@example.org",
-        # The proxy's profile, and the frontend on the loopback behind it.
-        "COMPOSE_PROFILES": "https",
-        "HTTP_PUBLISH": "127.0.0.1:8080",
+        # The release's images, and how many workers it runs (a rollback reads them back).
+        "IMAGE_TAG": settings["IMAGE_TAG"],
+        "WORKERS": "2",
     }
+    assert re.fullmatch(r"[0-9a-f]{12}", settings["IMAGE_TAG"])
     calls = (tmp_path / "calls.log").read_text()
     assert f"aws ssm get-parameter --name {NAMES.secret_key_parameter} --with-decryption" in calls
     assert SECRET not in calls, "the secret is never on a command line"
-    env_file = tmp_path / "app/stack.env"
-    (up,) = [call for call in _docker_calls(tmp_path) if " up " in call]
-    assert up.startswith(
-        f"docker compose --env-file {env_file} -f compose.yaml -f compose.aws.yaml "
-        "up -d --build --remove-orphans"
-    )
-    # Every compose command of the release reads the logging override, `config --services` included.
+    # Nothing ran yet: the rollout builds, then starts the whole stack and waits for it.
     compose_calls = [call for call in _docker_calls(tmp_path) if call.startswith("docker compose ")]
-    assert len(compose_calls) == 2
-    assert all(" -f compose.yaml -f compose.aws.yaml " in call for call in compose_calls)
-    assert "--scale worker=2 --wait" in up
+    assert all(
+        call.startswith("docker compose --env-file stack.env -f compose.yaml -f compose.aws.yaml ")
+        for call in compose_calls
+    ), "every compose command reads the release's settings and the logging override"
+    build, *_, up = compose_calls
+    assert build.endswith(" build --quiet frontend worker logger")
+    assert " up --detach --no-build --remove-orphans --scale worker=2 --wait" in up
     assert (tmp_path / "app/release/compose.yaml").exists()
     assert (tmp_path / "app/release/compose.aws.yaml").exists()
+    assert not (tmp_path / "app/release.previous").exists()
 
-    # Dropping the domain: plain HTTP on port 80 again, and the proxy's container goes (Compose
-    # would leave it, holding ports 80 and 443, as its profile is merely turned off).
-    (tmp_path / "calls.log").unlink()
-    running = "c0ffee1 proxy\\nc0ffee2 frontend\\nc0ffee3 worker\\n"
-    done = _release_run(tmp_path, "--workers", "1", "--access", "open", containers=running)
-    assert done.returncode == 0, done.stderr
-    assert _env_file(tmp_path) == {
-        "STACK_NAME": "demo",
-        "AWS_REGION": "eu-west-1",
-        "SECRET_KEY": SECRET,
-        "ACCESS_MODE": "open",
-        "DOMAIN": "",
-        "ACME_EMAIL": "",
-    }
+
+def test_a_new_release_starts_beside_the_old_and_then_stops_it(tmp_path: Path) -> None:
+    assert _release_run(tmp_path, "--workers", "1", "--access", "open").returncode == 0
+    first = _env_file(tmp_path)["IMAGE_TAG"]
+    old = "c0ffee1 frontend\\nc0ffee2 worker\\nc0ffee3 logger\\n"
+    new = old + "beef1 frontend\\nbeef2 worker\\nbeef3 worker\\nbeef4 logger\\n"
+    done = _release_run(
+        tmp_path, "--workers", "2", "--access", "open", containers=old, after_up=new, bundle_text="# B\n"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    second = _env_file(tmp_path)
+    assert (second["IMAGE_TAG"], second["WORKERS"]) == (_bundle_tag(tmp_path), "2")
+    assert second["IMAGE_TAG"] != first
+    assert _env_file(tmp_path, "release.previous")["IMAGE_TAG"] == first, "kept for a rollback"
     calls = _docker_calls(tmp_path)
-    assert "docker rm -f c0ffee1" in calls
-    assert not [call for call in calls if call.startswith("docker rm") and "c0ffee1" not in call]
-    assert calls.index("docker rm -f c0ffee1") < next(i for i, call in enumerate(calls) if " up " in call)
+    (beside,) = [call for call in calls if " up " in call and "--no-recreate" in call]
+    # One frontend and one logger more than run now, and the two new workers.
+    assert "--scale frontend=2 --scale logger=2 --scale worker=3 frontend worker logger" in beside
+    stop = calls.index("docker stop c0ffee1 c0ffee2 c0ffee3")
+    assert calls.index(beside) < stop < calls.index("docker rm c0ffee1 c0ffee2 c0ffee3")
+    assert not [call for call in calls if "beef" in call and call.startswith(("docker stop", "docker rm"))]
+    # Only the images of these two releases stay.
+    assert "docker images --filter reference=qcompute-* --format {{.Repository}} {{.Tag}}" in calls
+
+
+def test_a_release_that_is_not_healthy_is_refused_and_the_old_one_keeps_serving(tmp_path: Path) -> None:
+    assert _release_run(tmp_path, "--workers", "1", "--access", "open").returncode == 0
+    serving = _env_file(tmp_path)
+    refused = _release_run(
+        tmp_path,
+        "--workers", "1", "--access", "open",
+        containers="c1 frontend\\nc2 worker\\nc3 logger\\n",
+        after_up="c1 frontend\\nc2 worker\\nc3 logger\\nn1 frontend\\nn2 worker\\nn3 logger\\n",
+        verdict="restarting starting 2", bundle_text="# broken\n",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "rollout: refused: the new release is not healthy" in refused.stdout
+    assert "the release that served still serves" in refused.stderr
+    assert _env_file(tmp_path) == serving, "the release directory is the one that serves"
+    assert not (tmp_path / "app/release.previous").exists()
+    calls = _docker_calls(tmp_path)
+    assert "docker rm --force n1 n2 n3" in calls
+    assert not [call for call in calls if call.startswith("docker stop")], "the old containers stay"
+
+
+def test_a_rollback_returns_to_the_previous_release_without_building(tmp_path: Path) -> None:
+    refused = _release_run(tmp_path, "--rollback")
+    assert refused.returncode == 1
+    assert "no previous release on this instance" in refused.stderr
+    assert _release_run(tmp_path, "--workers", "2", "--access", "open").returncode == 0
+    first = _env_file(tmp_path)["IMAGE_TAG"]
+    running = "c1 frontend\\nc2 worker\\nc3 worker\\nc4 logger\\n"
+    done = _release_run(
+        tmp_path,
+        "--workers",
+        "1",
+        "--access",
+        "open",
+        containers=running,
+        after_up=running + "n1 frontend\\nn2 worker\\nn3 logger\\n",
+        bundle_text="# B\n",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    second = _env_file(tmp_path)["IMAGE_TAG"]
+
+    now = "n1 frontend\\nn2 worker\\nn3 logger\\n"
+    back = _release_run(
+        tmp_path,
+        "--rollback",
+        containers=now,
+        after_up=now + "r1 frontend\\nr2 worker\\nr3 worker\\nr4 logger\\n",
+    )
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"release: rolled back to {first}" in back.stdout
+    assert _env_file(tmp_path)["IMAGE_TAG"] == first
+    assert _env_file(tmp_path, "release.previous")["IMAGE_TAG"] == second, "a second rollback returns"
+    calls = _docker_calls(tmp_path)
+    assert not [call for call in calls if " build " in call], "the previous release's images are kept"
+    assert not [call for call in calls if call.startswith("aws ")], "nothing fetched"
+    (beside,) = [call for call in calls if " up " in call and "--no-recreate" in call]
+    assert "--scale worker=3 " in beside, "the previous release's own worker count: 2 beside 1"
+    assert "docker stop n1 n2 n3" in calls
 
 
 def _compose_config(env_file: Path, files: tuple[str, ...] = ("compose.yaml", "compose.aws.yaml")) -> dict:
@@ -201,15 +298,18 @@ def _published(service: dict) -> set[tuple[str, str, int]]:
 
 
 def test_compose_runs_what_the_env_file_says(tmp_path: Path) -> None:
-    """The contract between the release script and compose.yaml: with a domain, the proxy owns ports
-    80 and 443 and the frontend answers on the loopback only; without, the frontend publishes 80."""
+    """The contract between the release script and compose.yaml: the proxy always owns port 80 (and 443)
+    and the frontend publishes nothing, so a rollout can run two side by side; with a domain, the proxy
+    runs the HTTPS site; the images carry the release's tag."""
     domain = ("--domain", "qcompute.example.org", "--email", "ops@example.org")
     assert _release_run(tmp_path, "--workers", "1", "--access", "accounts", *domain).returncode == 0
-    config = _compose_config(tmp_path / "app/stack.env")
+    settings = _env_file(tmp_path)
+    config = _compose_config(tmp_path / "app/release/stack.env")
     services = config["services"]
     assert sorted(services) == ["frontend", "logger", "proxy", "worker"]
-    assert _published(services["frontend"]) == {("127.0.0.1", "8080", 8080)}
+    assert _published(services["frontend"]) == set()
     assert _published(services["proxy"]) == {("", "80", 80), ("", "443", 443)}
+    assert services["proxy"]["command"][-1] == "/etc/caddy/https.Caddyfile"
     assert {
         key: services["frontend"]["environment"][key] for key in ("ACCESS_MODE", "DOMAIN", "SECRET_KEY")
     } == {
@@ -217,13 +317,17 @@ def test_compose_runs_what_the_env_file_says(tmp_path: Path) -> None:
         "DOMAIN": "qcompute.example.org",
         "SECRET_KEY": SECRET,
     }
+    assert services["frontend"]["environment"]["APP_VERSION"] == settings["IMAGE_TAG"]
+    for service in ("frontend", "worker", "logger"):
+        assert services[service]["image"] == f"qcompute-{service}:{settings['IMAGE_TAG']}"
     assert services["proxy"]["environment"]["DOMAIN"] == "qcompute.example.org"
     assert services["proxy"]["environment"]["ACME_EMAIL"] == "ops@example.org"
 
     assert _release_run(tmp_path, "--workers", "1", "--access", "open").returncode == 0
-    services = _compose_config(tmp_path / "app/stack.env")["services"]
-    assert sorted(services) == ["frontend", "logger", "worker"], "no proxy without a domain"
-    assert _published(services["frontend"]) == {("", "80", 8080)}
+    services = _compose_config(tmp_path / "app/release/stack.env")["services"]
+    assert sorted(services) == ["frontend", "logger", "proxy", "worker"], "the proxy serves plain HTTP"
+    assert services["proxy"]["command"][-1] == "/etc/caddy/Caddyfile"
+    assert _published(services["frontend"]) == set()
     assert services["frontend"]["environment"]["ACCESS_MODE"] == "open"
     assert services["frontend"]["environment"]["DOMAIN"] == ""
 
@@ -248,7 +352,7 @@ def test_the_release_script_refuses_options_that_could_reach_the_env_file_unchec
     refused = _release_run(tmp_path, *arguments)
     assert refused.returncode == 2
     assert "usage: release.sh" in refused.stderr
-    assert not (tmp_path / "app/stack.env").exists()
+    assert not (tmp_path / "app/release").exists()
     assert not (tmp_path / "calls.log").exists(), "nothing fetched, nothing started"
 
 
@@ -326,7 +430,7 @@ def test_on_the_instance_each_container_logs_to_its_services_group_without_ever_
 ) -> None:
     domain = ("--domain", "qcompute.example.org")
     assert _release_run(tmp_path, "--workers", "1", "--access", "accounts", *domain).returncode == 0
-    services = _compose_config(tmp_path / "app/stack.env")["services"]
+    services = _compose_config(tmp_path / "app/release/stack.env")["services"]
     for service in ("frontend", "worker", "logger", "proxy"):
         assert services[service]["logging"] == {
             "driver": "awslogs",
@@ -340,6 +444,6 @@ def test_on_the_instance_each_container_logs_to_its_services_group_without_ever_
             },
         }, service
     # Without the override (locally), Docker's json-file driver with its size limits stays.
-    local = _compose_config(tmp_path / "app/stack.env", ("compose.yaml",))["services"]
+    local = _compose_config(tmp_path / "app/release/stack.env", ("compose.yaml",))["services"]
     for service in ("frontend", "worker", "logger", "proxy"):
         assert local[service]["logging"]["driver"] == "json-file"

@@ -1,4 +1,4 @@
-"""The application bundle: exactly what `docker compose up --build` needs on the instance.
+"""The application bundle: exactly what building and rolling out the stack needs on the instance.
 
 `deploy up` uploads it to the stack's bucket and the instance fetches it with its own role, so no git
 host is needed and no credentials are copied. The archive is reproducible byte for byte (sorted
@@ -29,6 +29,7 @@ CONTENTS = (
     "requirements/lock.txt",
     "packages/qcompute",
     "services",
+    "scripts/rollout",  # the release script rolls the instance over with it
 )
 # Caches and build output, never sources; hidden files (.env, editor files) are skipped as well.
 _SKIPPED_DIRS = {"__pycache__", "build", "dist"}

@@ -1,9 +1,11 @@
 """What runs on the instance, rendered from Python so nothing but code travels with the package.
 
 - The release script fetches the bundle from the stack's bucket and the SECRET_KEY from SSM, writes
-  a root-only env file and runs `docker compose up -d --build`. It runs at first boot and again, via
-  SSM Run Command, whenever `deploy up` rolls out a new bundle or new settings (`Release`: workers,
-  access mode, domain, ACME e-mail), which it takes as options.
+  a root-only env file and rolls the stack over to the new release with the bundle's scripts/rollout
+  (the new containers start beside the old ones, which stop only once every new one is healthy). It
+  runs at first boot and again, via SSM Run Command, whenever `deploy up` rolls out a new bundle or
+  new settings (`Release`: workers, access mode, domain, ACME e-mail), which it takes as options; and
+  with --rollback (`deploy rollback`) it returns to the release before, whose images it kept.
 - The user data (first boot only) installs Docker, the pinned Compose and Buildx plugins, writes the
   release script and runs it.
 
@@ -40,8 +42,8 @@ PLUGINS = {
         "50e85c4e290b698908421161c1aee069bcc5d4a65b7b7201bfac3a176b223a7e",
     ),
 }
-# Long enough for three image builds on a t3.micro (the first one pulls the Python base image).
-COMPOSE_WAIT_SECONDS = 900
+# How long a new release's containers may take to become healthy before it is refused.
+ROLLOUT_TIMEOUT_SECONDS = 300
 SWAP_MEBIBYTES = 2048
 
 ACCESS_MODES = ("open", "accounts")
@@ -52,8 +54,6 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 DOMAIN = re.compile(rf"^(?=.{{1,253}}$)(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})$")
 # What an ACME account's contact address needs, and nothing that an env file or a shell would read.
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@(?:[a-z0-9-]{1,63}\.)+[a-z0-9-]{2,63}$")
-# The frontend listens here when a proxy owns ports 80 and 443 (compose.yaml's HTTP_PUBLISH).
-PROXIED_PUBLISH = "127.0.0.1:8080"
 
 
 def check_domain(value: str) -> str:
@@ -115,16 +115,21 @@ class Release:
 def release_script(names: StackNames, app_dir: str = APP_DIR) -> str:
     q = shlex.quote
     return f"""#!/bin/bash
-# Fetch the application bundle of stack {names.stack} and (re)start it with Docker Compose.
+# Fetch the application bundle of stack {names.stack} and roll the instance over to it without a failed
+# request (scripts/rollout in the bundle); or, with --rollback, return to the release before it.
 # Usage: {RELEASE_SCRIPT} --workers N --access open|accounts [--domain NAME [--email ADDR]]
+#        {RELEASE_SCRIPT} --rollback
 # (written by the user data; rewritten at each rollout). No secret is passed in: it is read here.
+# {app_dir}/release holds the release that serves, with its settings in stack.env (root only);
+# {app_dir}/release.previous the one before, whose images are kept for a rollback without a build.
 set -euo pipefail
 usage() {{
-  echo "usage: release.sh --workers N --access open|accounts [--domain NAME [--email ADDR]]" >&2
+  echo "usage: release.sh --workers N --access open|accounts [--domain NAME [--email ADDR]] | --rollback" >&2
   exit 2
 }}
-workers='' access='' domain='' email=''
+workers='' access='' domain='' email='' rollback=''
 while [ $# -gt 0 ]; do
+  if [ "$1" = --rollback ]; then rollback=1; shift; continue; fi
   [ $# -ge 2 ] || usage
   case "$1" in
     --workers) workers=$2 ;;
@@ -135,11 +140,13 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
-# The values go into an env file: only what a worker count, a DNS name or an address may hold.
-[[ $workers =~ ^[1-9][0-9]?$ ]] || usage
-[[ $access =~ ^(open|accounts)$ ]] || usage
-[[ -z $domain || $domain =~ ^[a-z0-9][a-z0-9.-]*$ ]] || usage
-[[ -z $email || ( -n $domain && $email =~ ^[A-Za-z0-9._%+-]+@[a-z0-9.-]+$ ) ]] || usage
+if [ -z "$rollback" ]; then
+  # The values go into an env file: only what a worker count, a DNS name or an address may hold.
+  [[ $workers =~ ^[1-9][0-9]?$ ]] || usage
+  [[ $access =~ ^(open|accounts)$ ]] || usage
+  [[ -z $domain || $domain =~ ^[a-z0-9][a-z0-9.-]*$ ]] || usage
+  [[ -z $email || ( -n $domain && $email =~ ^[A-Za-z0-9._%+-]+@[a-z0-9.-]+$ ) ]] || usage
+fi
 # Neither cloud-init nor Run Command sets HOME; the docker and aws commands want one.
 export HOME=${{HOME:-/root}} AWS_REGION={q(names.region)}
 app={q(app_dir)}
@@ -149,10 +156,58 @@ flock 9
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# Run the release in $app/release (a fixed path: the proxy's Caddyfile is mounted from it) with its
+# own settings; on failure put the one that served back in place. $1: what --no-build adds, if any.
+roll() {{
+  cd "$app/release"
+  local tag workers_of
+  tag=$(sed -n 's/^IMAGE_TAG=//p' stack.env)
+  workers_of=$(sed -n 's/^WORKERS=//p' stack.env)
+  echo "release: rolling out $tag with $workers_of worker(s)"
+  # compose.aws.yaml: the containers' output goes to the stack's CloudWatch Logs groups.
+  ./scripts/rollout ${{1:+"$1"}} --workers "$workers_of" --timeout {ROLLOUT_TIMEOUT_SECONDS} -- \\
+    --env-file stack.env -f compose.yaml -f compose.aws.yaml
+}}
+# Images of releases other than these two would fill the small root volume over time.
+prune() {{
+  local keep
+  keep=' '
+  for kept in "$app/release" "$app/release.previous"; do
+    if [ -f "$kept/stack.env" ]; then keep+="$(sed -n 's/^IMAGE_TAG=//p' "$kept/stack.env") "; fi
+  done
+  docker images --filter 'reference=qcompute-*' --format '{{{{.Repository}}}} {{{{.Tag}}}}' |
+    while read -r repository tag; do
+      case "$keep" in *" $tag "*) ;; *) docker rmi "$repository:$tag" >/dev/null || true ;; esac
+    done
+  docker image prune -f >/dev/null
+}}
+
+if [ -n "$rollback" ]; then
+  if [ ! -f "$app/release.previous/stack.env" ]; then
+    echo "release: refused: there is no previous release on this instance to return to" >&2
+    exit 1
+  fi
+  rm -rf "$app/release.undone"
+  mv "$app/release" "$app/release.undone"
+  mv "$app/release.previous" "$app/release"
+  if ! roll --no-build; then
+    mv "$app/release" "$app/release.previous"
+    mv "$app/release.undone" "$app/release"
+    echo "release: the rollback failed; the release that served still serves" >&2
+    exit 1
+  fi
+  # The release rolled back from becomes the previous one: a second rollback returns to it.
+  mv "$app/release.undone" "$app/release.previous"
+  echo "release: rolled back to $(sed -n 's/^IMAGE_TAG=//p' "$app/release/stack.env")"
+  exit 0
+fi
+
 echo "release: fetching s3://{names.log_bucket}/{names.bundle_key}"
 aws s3 cp --only-show-errors {q(f"s3://{names.log_bucket}/{names.bundle_key}")} "$work/bundle.tar.gz"
 # Directories must stay readable: the images copy them for an unprivileged user.
 (umask 022 && mkdir "$work/release" && tar -xzf "$work/bundle.tar.gz" --no-same-owner -C "$work/release")
+# The images' tag: the bundle's digest as `scripts/deploy status` shows it (of the uncompressed tar).
+tag=$(gzip -dc "$work/bundle.tar.gz" | sha256sum | cut -c1-12)
 
 # The secret goes from SSM into a file only root can read: never into user data, the bundle or argv.
 secret=$(aws ssm get-parameter --name {q(names.secret_key_parameter)} --with-decryption \\
@@ -162,37 +217,26 @@ secret=$(aws ssm get-parameter --name {q(names.secret_key_parameter)} --with-dec
   {{
     printf 'STACK_NAME=%s\\nAWS_REGION=%s\\nSECRET_KEY=%s\\n' {q(names.stack)} "$AWS_REGION" "$secret"
     printf 'ACCESS_MODE=%s\\nDOMAIN=%s\\nACME_EMAIL=%s\\n' "$access" "$domain" "$email"
-    if [ -n "$domain" ]; then
-      # Compose reads COMPOSE_PROFILES from the env file too: the https profile adds the proxy, which
-      # takes ports 80 and 443 and gets the certificate; the frontend answers it on the loopback only.
-      printf 'COMPOSE_PROFILES=https\\nHTTP_PUBLISH=%s\\n' {q(PROXIED_PUBLISH)}
-    fi
-  }} > "$app/stack.env.new"
-  mv -f "$app/stack.env.new" "$app/stack.env"
+    printf 'IMAGE_TAG=%s\\nWORKERS=%s\\n' "$tag" "$workers"
+  }} > "$work/release/stack.env"
 )
 
-rm -rf "$app/release.old"
-if [ -d "$app/release" ]; then mv "$app/release" "$app/release.old"; fi
-mv "$work/release" "$app/release"
-cd "$app/release"
-# compose.aws.yaml: the containers' output goes to the stack's CloudWatch Logs groups.
-dc() {{ docker compose --env-file "$app/stack.env" -f compose.yaml -f compose.aws.yaml "$@"; }}
-# Containers of a service this release does not run (the proxy, once the domain is dropped) would
-# keep their ports: Compose leaves those of a profile turned off, which it does not count as orphans.
-active=" $(dc config --services | tr '\\n' ' ') "
-docker ps --all --filter "label=com.docker.compose.project.working_dir=$app/release" \\
-  --format '{{{{.ID}}}} {{{{.Label "com.docker.compose.service"}}}}' |
-  while read -r id service; do
-    case "$active" in
-      *" $service "*) ;;
-      *) echo "release: removing the $service container, not part of this release"; docker rm -f "$id" ;;
-    esac
-  done
-echo "release: docker compose up with $workers worker(s), access $access, domain ${{domain:-none}}"
-dc up -d --build --remove-orphans --scale worker="$workers" --wait --wait-timeout {COMPOSE_WAIT_SECONDS}
-rm -rf "$app/release.old"
-# Images of earlier releases would fill the small root volume over time.
-docker image prune -f
+# The new release takes the fixed path; the one that served waits beside it until the rollout ends.
+rm -rf "$app/release.next" "$app/release.served"
+mv "$work/release" "$app/release.next"
+[ -d "$app/release" ] && mv "$app/release" "$app/release.served"
+mv "$app/release.next" "$app/release"
+if ! roll; then
+  rm -rf "$app/release"
+  [ -d "$app/release.served" ] && mv "$app/release.served" "$app/release"
+  echo "release: refused $tag; the release that served still serves" >&2
+  exit 1
+fi
+if [ -d "$app/release.served" ]; then
+  rm -rf "$app/release.previous"
+  mv "$app/release.served" "$app/release.previous"
+fi
+prune
 echo "release: done"
 """
 
