@@ -152,32 +152,70 @@ def test_a_code_change_rolls_out_to_the_same_instance(deploy, inspect, stack_nam
     assert deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"] == []
 
     rolled = deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait")
-    assert "the rollout (docker compose up --build on the instance): success" in rolled.stdout
+    assert "the rollout on the instance (scripts/rollout): success" in rolled.stdout
     assert [found["InstanceId"] for found in _all_instances(deployment)] == [server["InstanceId"]]
     (command,) = deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]
     assert command["DocumentName"] == "AWS-RunShellScript"
     script = "\n".join(command["Parameters"]["commands"])
     assert "aws s3 cp" in script
-    assert "--scale worker=" in script
+    assert "./scripts/rollout" in script
     assert script.rstrip().endswith("/opt/qcompute/release.sh --workers 1 --access accounts")
     tags = tag_dict(_only_instance(deployment)["Tags"])
     assert tags[instance.BUNDLE_TAG] == new_digest
     assert _only_instance(deployment)["PublicIpAddress"] == server["PublicIpAddress"], "same URL"
 
-    # Three workers' memory limits do not fit a t3.small's 2 GiB: refused before anything changes.
-    crowded = deploy("up", "--stack", stack_name, "--source", str(source), "--workers", "3", ok=False)
+    # Two workers' memory limits, the proxy's and the rest do not fit a t3.small's 2 GiB: refused
+    # before anything changes.
+    crowded = deploy("up", "--stack", stack_name, "--source", str(source), "--workers", "2", ok=False)
     assert crowded.returncode != 0
-    assert "a t3.small has 2048 MiB of memory; 3 worker(s)" in crowded.stderr
+    assert "a t3.small has 2048 MiB of memory; 2 worker(s)" in crowded.stderr
     assert len(deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]) == 1
 
-    more = deploy("up", "--stack", stack_name, "--source", str(source), "--workers", "2", "--no-wait")
+    more = deploy("up", "--stack", stack_name, "--source", str(source), "--access", "open", "--no-wait")
     assert ("update", "instance") in [(a, r) for a, r, _ in deploy.changes(more.stdout)]
     assert len(deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]) == 2
-    assert tag_dict(_only_instance(deployment)["Tags"])[instance.WORKERS_TAG] == "2"
+    assert tag_dict(_only_instance(deployment)["Tags"])[instance.ACCESS_TAG] == "open"
 
     settled = deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait")
     assert {action for action, _, _ in deploy.changes(settled.stdout)} == {"ok"}
     assert len(deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]) == 2
+
+
+def test_rollback_returns_to_the_release_before_the_last_rollout(deploy, inspect, stack_name, tmp_path) -> None:
+    source = _copy_of_the_source(tmp_path / "source")
+    deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait")
+    deployment = inspect(stack_name)
+    server = _only_instance(deployment)
+    first = bundle.build(source).digest
+    refused = deploy("rollback", "--stack", stack_name, ok=False)
+    assert refused.returncode == 1
+    assert "the instance has no previous release to return to" in refused.stderr
+    assert deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"] == []
+
+    with (source / "services/worker/compute.py").open("a") as changed:
+        changed.write("\n# a change\n")
+    second = bundle.build(source).digest
+    deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait", "--access", "open")
+    tags = tag_dict(_only_instance(deployment)["Tags"])
+    assert (tags[instance.BUNDLE_TAG], tags[instance.BUNDLE_TAG + instance.PREVIOUS]) == (second, first)
+    assert (tags[instance.ACCESS_TAG], tags[instance.ACCESS_TAG + instance.PREVIOUS]) == ("open", "accounts")
+
+    back = deploy("rollback", "--stack", stack_name)
+    assert f"rolled back from bundle {second[:12]} to {first[:12]}" in back.stdout
+    assert "the rollback on the instance: success" in back.stdout
+    sent = deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]
+    assert len(sent) == 2
+    (rolled_back,) = [command for command in sent if "roll back" in command["Comment"]]
+    assert rolled_back["Parameters"]["commands"] == ["set -eu", "/opt/qcompute/release.sh --rollback"]
+    tags = tag_dict(_only_instance(deployment)["Tags"])
+    assert (tags[instance.BUNDLE_TAG], tags[instance.BUNDLE_TAG + instance.PREVIOUS]) == (first, second)
+    assert tags[instance.ACCESS_TAG] == "accounts", "the previous release's settings came back with it"
+    assert bundle.uploaded_digest(deployment) == second, "nothing rebuilt or uploaded"
+
+    # `up` makes the instance run your code again: it rolls the newer bundle out once more.
+    planned = deploy.changes(deploy("plan", "--stack", stack_name, "--source", str(source)).stdout)
+    assert [(a, r) for a, r, _ in planned if a != "ok"] == [("update", "instance")]
+    assert f"roll out bundle {second[:12]}" in planned[-1][2]
 
 
 def test_up_repairs_what_was_changed_by_hand(deploy, inspect, stack_name) -> None:

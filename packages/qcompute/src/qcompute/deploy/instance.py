@@ -36,6 +36,9 @@ WORKERS_TAG = "qcompute:workers"
 ACCESS_TAG = "qcompute:access"
 DOMAIN_TAG = "qcompute:domain"  # empty: no domain, plain HTTP
 EMAIL_TAG = "qcompute:acme-email"
+# What the instance ran before its last rollout, for `deploy rollback`: each release tag with this suffix.
+PREVIOUS = ":previous"
+RELEASE_TAGS = (BUNDLE_TAG, WORKERS_TAG, ACCESS_TAG, DOMAIN_TAG, EMAIL_TAG)
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # Containers reach the instance role through IMDSv2 only if a response may take two hops.
 METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
@@ -116,26 +119,26 @@ def summary(instance: dict[str, Any]) -> str:
     )
 
 
-def memory_needed_mib(workers: int, *, proxy: bool = False) -> int:
-    """What the containers may use with this many workers (and the HTTPS proxy, with a domain), plus
-    the system's share."""
+def memory_needed_mib(workers: int) -> int:
+    """What the containers may use with this many workers, plus the system's share. A rollout runs the
+    new release beside the old one for a minute or so: the services use far less than their limits
+    then (idle), and the instance's swap takes any excess."""
     limits = SERVICE_MEMORY_MIB
-    services = limits["frontend"] + limits["logger"] + workers * limits["worker"]
-    return services + (limits["proxy"] if proxy else 0) + SYSTEM_MEMORY_MIB
+    services = limits["frontend"] + limits["logger"] + limits["proxy"] + workers * limits["worker"]
+    return services + SYSTEM_MEMORY_MIB
 
 
 def check_memory(deployment: Deployment, spec: InstanceSpec) -> None:
     """Refuse an instance too small for the services' memory limits: the kernel would kill them."""
     found = deployment.ec2.describe_instance_types(InstanceTypes=[spec.instance_type])["InstanceTypes"]
     memory = found[0].get("MemoryInfo", {}).get("SizeInMiB") if found else None
-    proxy = bool(spec.release.domain)
-    needed = memory_needed_mib(spec.workers, proxy=proxy)
+    needed = memory_needed_mib(spec.workers)
     if memory is not None and memory < needed:
         raise DeployError(
             f"a {spec.instance_type} has {memory} MiB of memory; {spec.workers} worker(s), the frontend, "
-            f"the logger{', the HTTPS proxy' if proxy else ''} (their limits in compose.yaml) and the "
-            f"system need {needed} MiB: choose a larger --instance-type (t3.small holds 2 workers, 1 with "
-            "a domain; t3.medium 6) or fewer --workers"
+            "the logger, the proxy (their limits in compose.yaml) and the system need "
+            f"{needed} MiB: choose a larger --instance-type (t3.small holds 1 worker, t3.medium 5) or "
+            "fewer --workers"
         )
 
 
@@ -311,14 +314,20 @@ def _repair(
             ec2.associate_iam_instance_profile(IamInstanceProfile=profile, InstanceId=instance_id)
     if "security group" in drift and group_id:
         ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[group_id])
+    tags = _instance_tags(deployment, spec)
     if any(phrase.startswith("roll out") for phrase in drift):
         roll_out(deployment, instance_id, spec)
+        # The release that served until now is what `rollback` returns to (the instance keeps it).
+        current = tag_dict(instance.get("Tags"))
+        tags.update({f"{key}{PREVIOUS}": current.get(key, "") for key in RELEASE_TAGS})
     # Recorded last: a rollout that failed is tried again by the next `up`.
-    ec2.create_tags(Resources=[instance_id], Tags=tag_list(_instance_tags(deployment, spec)))
+    ec2.create_tags(Resources=[instance_id], Tags=tag_list(tags))
 
 
-def roll_out(deployment: Deployment, instance_id: str, spec: InstanceSpec) -> None:
-    """Have the instance fetch the bundle and restart the services, and wait for the outcome."""
+def _run_release(
+    deployment: Deployment, instance_id: str, commands: list[str], comment: str, what: str, interval: float
+) -> None:
+    """Run the release script on the instance through SSM Run Command, and wait for its outcome."""
     ssm, names = deployment.ssm, deployment.names
     sent: list[str] = []
 
@@ -327,11 +336,8 @@ def roll_out(deployment: Deployment, instance_id: str, spec: InstanceSpec) -> No
             command = ssm.send_command(
                 InstanceIds=[instance_id],
                 DocumentName="AWS-RunShellScript",
-                Comment=f"qcompute {names.stack}: roll out bundle {spec.bundle_digest[:12]}",
-                Parameters={
-                    "commands": userdata.rollout_commands(names, spec.release),
-                    "executionTimeout": ["3600"],
-                },
+                Comment=f"qcompute {names.stack}: {comment}",
+                Parameters={"commands": commands, "executionTimeout": ["3600"]},
                 TimeoutSeconds=600,
             )["Command"]
         except ClientError as error:
@@ -341,7 +347,7 @@ def roll_out(deployment: Deployment, instance_id: str, spec: InstanceSpec) -> No
         sent.append(command["CommandId"])
         return True, f"command {command['CommandId']} sent"
 
-    wait_for(f"instance {instance_id} to take commands", send, timeout=600, interval=10)
+    wait_for(f"instance {instance_id} to take commands", send, timeout=600, interval=min(interval, 10))
 
     def finished() -> tuple[bool, str]:
         try:
@@ -352,14 +358,56 @@ def roll_out(deployment: Deployment, instance_id: str, spec: InstanceSpec) -> No
             raise
         status = invocation["Status"]
         if status in {"Failed", "Cancelled", "TimedOut", "Cancelling"}:
-            output = (invocation.get("StandardErrorContent") or "").strip().splitlines()[-3:]
+            # The release script's own words: a refused release says why (scripts/rollout).
+            said = [invocation.get(key) or "" for key in ("StandardOutputContent", "StandardErrorContent")]
+            output = "\n".join(said).strip().splitlines()[-6:]
             raise DeployError(
-                f"the rollout on {instance_id} ended {status}: {' | '.join(output) or 'no output'}; "
-                "look at the instance through Session Manager (see README), then run `up` again"
+                f"{what} on {instance_id} ended {status}: {' | '.join(output) or 'no output'}; the release "
+                "that served before still serves. Look at the instance through Session Manager (see "
+                "README), then run the command again"
             )
         return status == "Success", status.lower()
 
-    wait_for("the rollout (docker compose up --build on the instance)", finished, timeout=1800, interval=10)
+    wait_for(what, finished, timeout=1800, interval=interval)
+
+
+def roll_out(deployment: Deployment, instance_id: str, spec: InstanceSpec) -> None:
+    """Have the instance fetch the bundle and roll over to it (or refuse it), and wait for the outcome."""
+    _run_release(
+        deployment,
+        instance_id,
+        userdata.rollout_commands(deployment.names, spec.release),
+        f"roll out bundle {spec.bundle_digest[:12]}",
+        "the rollout on the instance (scripts/rollout)",
+        interval=10,
+    )
+
+
+def rollback(deployment: Deployment) -> tuple[str, str]:
+    """Return the instance to the release before its last rollout, with the images it kept (no build);
+    the release rolled back from becomes the previous one. Returns the bundles (from, to)."""
+    found = the_instance(deployment)
+    if found is None:
+        raise DeployError(f"stack {deployment.names.stack!r} has no instance: nothing to roll back")
+    tags = tag_dict(found.get("Tags"))
+    if not tags.get(f"{BUNDLE_TAG}{PREVIOUS}"):
+        raise DeployError(
+            "the instance has no previous release to return to: a rollback needs one `up` that rolled "
+            "out a change since the instance was made (or since this version of scripts/deploy)"
+        )
+    _run_release(
+        deployment,
+        found["InstanceId"],
+        ["set -eu", f"{userdata.RELEASE_SCRIPT} --rollback"],
+        f"roll back to bundle {tags[f'{BUNDLE_TAG}{PREVIOUS}'][:12]}",
+        "the rollback on the instance",
+        interval=2,  # it takes about half a minute: look often
+    )
+    swapped = {}
+    for key in RELEASE_TAGS:
+        swapped[key], swapped[f"{key}{PREVIOUS}"] = tags.get(f"{key}{PREVIOUS}", ""), tags.get(key, "")
+    deployment.ec2.create_tags(Resources=[found["InstanceId"]], Tags=tag_list(swapped))
+    return tags.get(BUNDLE_TAG, ""), swapped[BUNDLE_TAG]
 
 
 def terminate_all(deployment: Deployment) -> list[Change]:
