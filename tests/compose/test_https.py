@@ -355,15 +355,16 @@ def test_a_browser_signs_in_over_https_sees_only_its_own_history_and_signs_out(
     store.create("alice", password="alice-password-123")
     store.create("bob", password="bob-password-4567")
     bob_token = store.add_token("bob")[1]
-    # Bob's request, through the API with his token (straight to the frontend on loopback).
-    bobs = requests.post(
-        f"{proxy.stack.url}/api/requests",
-        json={"numbers": [7, 8]},
-        headers={"Authorization": f"Bearer {bob_token}"},
-        params={"wait": 20},
+    # Bob's request, through the API with his token, over HTTPS as a program would send it.
+    bobs = proxy.curl(
+        "/api/requests?wait=20",
+        "--header", f"Authorization: Bearer {bob_token}",
+        "--header", "Content-Type: application/json",
+        "--data", '{"numbers": [7, 8]}',
         timeout=60,
-    )
-    assert bobs.status_code == 200, bobs.text
+    )  # fmt: skip
+    assert bobs.stdout.startswith("HTTP/2 200"), bobs.stdout
+    bobs_id = json.loads(bobs.stdout.split("\n\n", 1)[1])["id"]
     site = f"https://{DOMAIN}"
     with sync_playwright() as playwright:
         browser = launch_chromium(
@@ -399,10 +400,10 @@ def test_a_browser_signs_in_over_https_sees_only_its_own_history_and_signs_out(
 
             page.click("nav >> text=History")
             page.locator(f"tr[data-id='{request_id}']").wait_for()
-            assert page.locator(f"tr[data-id='{bobs.json()['id']}']").count() == 0, "only her own"
+            assert page.locator(f"tr[data-id='{bobs_id}']").count() == 0, "only her own"
             assert page.locator("nav >> text=Status").count() == 0, "no status page for non-admins"
             page.screenshot(path=screenshots / "https-02-history.png", full_page=True)
-            assert page.goto(f"{site}/requests/{bobs.json()['id']}").status == 404
+            assert page.goto(f"{site}/requests/{bobs_id}").status == 404
 
             page.goto(f"{site}/history")
             page.click("#sign-out")
