@@ -21,7 +21,8 @@ same, and running up again only waits again. On the instance the containers log 
 one group per service; `logs` prints those lines, newest last (--request: one request's lines in the
 frontend, worker and logger). With --alert-email, CloudWatch alarms e-mail ADDR (through the SNS
 topic <stack>-alerts, once ADDR confirms) when a dead-letter queue holds a message, a request waits
-longer than --alert-oldest-seconds, or the instance fails its status check.
+longer than --alert-oldest-seconds, replies stall (a frontend logs replies_stalled), or the instance
+fails its status check.
 """
 
 from __future__ import annotations
