@@ -3,6 +3,7 @@ vanish or are not usable yet, SQS outages, stalled replies, and a SIGTERM while 
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -14,6 +15,7 @@ from frontend.replies import HEARTBEAT_TAG
 from harness import client
 from harness.fixtures import clients_via
 from harness.waiting import eventually
+from qcompute.deploy import alerts
 from qcompute.logs import REPLIES_STALLED
 from qcompute.provision import reply_queues
 
@@ -162,6 +164,7 @@ def test_stalled_replies_are_reported_until_replies_flow_again(stack, run) -> No
     assert stalled["outstanding"] == 1
     assert stalled["oldest_outstanding_seconds"] > 5
     assert stalled["seconds_since_last_reply"] > 5
+    _matches_the_alarms_metric_filter(front, stack.clients.names)
 
     run.worker()
     eventually(lambda: requests.get(f"{front.url}/readyz", timeout=30).status_code == 200, what="ready again")
@@ -171,6 +174,24 @@ def test_stalled_replies_are_reported_until_replies_flow_again(stack, run) -> No
     settled = len(front.events(REPLIES_STALLED))
     time.sleep(3 * heartbeat + 1)
     assert len(front.events(REPLIES_STALLED)) == settled, "no stall lines once replies flow again"
+
+
+def _matches_the_alarms_metric_filter(front, names) -> None:
+    """CloudWatch Logs' JSON pattern `{ $.event = "X" }` selects the log events that are JSON objects
+    whose top-level field `event` is X. Neither emulator evaluates patterns, so both ends are checked
+    against that rule: the filter's pattern is exactly that, for the shared name, on the frontend's
+    group; and each stall line, as printed (one per line, as the awslogs driver sends it), is such an
+    object."""
+    wanted = alerts.metric_filter(names)
+    assert wanted["logGroupName"] == names.log_group("frontend")
+    assert wanted["filterPattern"] == '{ $.event = "replies_stalled" }'
+    assert wanted["filterPattern"] == f'{{ $.event = "{REPLIES_STALLED}" }}'
+    lines = [line for line in front.log_path.read_text().splitlines() if REPLIES_STALLED in line]
+    assert lines
+    for line in lines:
+        entry = json.loads(line)
+        assert isinstance(entry, dict)
+        assert entry["event"] == REPLIES_STALLED
 
 
 def test_sigterm_answers_waiting_requests_at_once_with_their_id(stack, run) -> None:
