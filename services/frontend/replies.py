@@ -6,9 +6,10 @@ it in each request (`reply_to`), deletes it at a clean exit, and tags it with a 
 processes that died without cleaning up are swept by the others once their heartbeat is stale.
 
 Two threads: the listener only receives replies, so nothing else can hold them up; the housekeeper
-re-tags the queue and sweeps. SQS limits tagging calls per account, so they are few and bounded: one
-heartbeat a minute, a sweep every third of the idle period, and the status page's view of the reply
-queues is cached rather than read per viewer.
+re-tags the queue, sweeps, and logs `replies_stalled` each round while replies have stalled. SQS
+limits tagging calls per account, so they are few and bounded: one heartbeat a minute, a sweep every
+third of the idle period, and the status page's view of the reply queues is cached rather than read
+per viewer.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from qcompute import aws, contract
-from qcompute.logs import get_logger
+from qcompute.logs import REPLIES_STALLED, get_logger
 from qcompute.names import StackNames
 from qcompute.provision import reply_queues
 
@@ -190,6 +191,7 @@ class ReplyChannel:
         return {
             "ok": not problems,
             "problems": problems,
+            "stalled": stalled,
             "outstanding": outstanding,
             "oldest_outstanding_seconds": round(waited, 1),
             "seconds_since_last_reply": round(silent, 1),
@@ -356,11 +358,24 @@ class ReplyChannel:
                 if self._heartbeat()
                 else min(self.heartbeat_seconds, HEARTBEAT_RETRY_SECONDS)
             )
+            self._report_stall()
             if time.monotonic() >= next_sweep:
                 self.sweep()
                 # Every process sweeps, but only a few times per idle period: each sweep lists all queues.
                 next_sweep = time.monotonic() + self.idle_seconds / 3
             self._stopping.wait(min(wait, max(1.0, next_sweep - time.monotonic())))
+
+    def _report_stall(self) -> None:
+        """While replies are stalled, say so once a round: the stack's "replies stalled" CloudWatch
+        alarm counts these lines (a metric filter on the frontend's log group, deploy/alerts.py)."""
+        health = self.health()
+        if health["stalled"]:
+            log.warning(
+                REPLIES_STALLED,
+                outstanding=health["outstanding"],
+                oldest_outstanding_seconds=health["oldest_outstanding_seconds"],
+                seconds_since_last_reply=health["seconds_since_last_reply"],
+            )
 
     def _heartbeat(self) -> bool:
         try:

@@ -3,6 +3,7 @@ vanish or are not usable yet, SQS outages, stalled replies, and a SIGTERM while 
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -14,6 +15,8 @@ from frontend.replies import HEARTBEAT_TAG
 from harness import client
 from harness.fixtures import clients_via
 from harness.waiting import eventually
+from qcompute.deploy import alerts
+from qcompute.logs import REPLIES_STALLED
 from qcompute.provision import reply_queues
 
 pytestmark = pytest.mark.integration
@@ -136,7 +139,8 @@ def test_a_sweep_after_an_sqs_outage_spares_queues_that_could_not_beat(stack, ru
 
 
 def test_stalled_replies_are_reported_until_replies_flow_again(stack, run) -> None:
-    front = run.frontend(WEB_WORKERS=1, REPLY_STALL_SECONDS=5)
+    heartbeat = 2  # the housekeeper's round, when it also logs a stall
+    front = run.frontend(WEB_WORKERS=1, REPLY_STALL_SECONDS=5, REPLY_QUEUE_HEARTBEAT_SECONDS=heartbeat)
     assert requests.get(f"{front.url}/readyz", timeout=30).status_code == 200
     pending = client.submit(front.url, [1, 2], ["sum"], wait=0)  # no worker: no reply will come
     assert pending.status_code == 202
@@ -152,10 +156,42 @@ def test_stalled_replies_are_reported_until_replies_flow_again(stack, run) -> No
     status = requests.get(f"{front.url}/api/status", timeout=30).json()
     assert status["health"]["ok"] is False
     assert status["health"]["replies"]["outstanding"] == 1
+    assert status["health"]["replies"]["stalled"] is True
+
+    # The line the stack's "replies stalled" alarm counts (through a metric filter on the log group).
+    (stalled, *_) = front.wait_for_event(REPLIES_STALLED, timeout=30)
+    assert stalled["level"] == "warning"
+    assert stalled["outstanding"] == 1
+    assert stalled["oldest_outstanding_seconds"] > 5
+    assert stalled["seconds_since_last_reply"] > 5
+    _matches_the_alarms_metric_filter(front, stack.clients.names)
 
     run.worker()
     eventually(lambda: requests.get(f"{front.url}/readyz", timeout=30).status_code == 200, what="ready again")
     assert client.until_done(front.url, pending.json()["id"])["results"] == {"sum": 3}
+    # A round that began before the reply may still finish its line; after that, none.
+    time.sleep(heartbeat + 1)
+    settled = len(front.events(REPLIES_STALLED))
+    time.sleep(3 * heartbeat + 1)
+    assert len(front.events(REPLIES_STALLED)) == settled, "no stall lines once replies flow again"
+
+
+def _matches_the_alarms_metric_filter(front, names) -> None:
+    """CloudWatch Logs' JSON pattern `{ $.event = "X" }` selects the log events that are JSON objects
+    whose top-level field `event` is X. Neither emulator evaluates patterns, so both ends are checked
+    against that rule: the filter's pattern is exactly that, for the shared name, on the frontend's
+    group; and each stall line, as printed (one per line, as the awslogs driver sends it), is such an
+    object."""
+    wanted = alerts.metric_filter(names)
+    assert wanted["logGroupName"] == names.log_group("frontend")
+    assert wanted["filterPattern"] == '{ $.event = "replies_stalled" }'
+    assert wanted["filterPattern"] == f'{{ $.event = "{REPLIES_STALLED}" }}'
+    lines = [line for line in front.log_path.read_text().splitlines() if REPLIES_STALLED in line]
+    assert lines
+    for line in lines:
+        entry = json.loads(line)
+        assert isinstance(entry, dict)
+        assert entry["event"] == REPLIES_STALLED
 
 
 def test_sigterm_answers_waiting_requests_at_once_with_their_id(stack, run) -> None:

@@ -14,6 +14,11 @@ from typing import Any
 
 import structlog
 
+# Logged by the frontend while its replies have stalled; the deployer's metric filter on the frontend's
+# CloudWatch Logs group counts these lines for the stack's "replies stalled" alarm. One name, here, so
+# the line and the filter cannot drift apart.
+REPLIES_STALLED = "replies_stalled"
+
 # gunicorn's access log atoms worth keeping, by the field name they get in our JSON lines.
 _ACCESS_FIELDS = {
     "method": "m",

@@ -144,6 +144,15 @@ class StackNames:
         return f"{self.stack}-{what}"
 
     @property
+    def metrics_namespace(self) -> str:
+        """The CloudWatch namespace of the stack's own metrics (those its log groups' filters make)."""
+        return f"QCompute/{self.stack}"
+
+    def metric_filter(self, what: str) -> str:
+        """A CloudWatch Logs metric filter of the stack (filter names are per log group)."""
+        return f"{self.stack}-{what}"
+
+    @property
     def bundle_key(self) -> str:
         """The application bundle in the log bucket, outside logs/ and payloads/."""
         return "deploy/bundle.tar.gz"

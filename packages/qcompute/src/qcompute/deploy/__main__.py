@@ -22,7 +22,8 @@ same, and running up again only waits again. On the instance the containers log 
 one group per service; `logs` prints those lines, newest last (--request: one request's lines in the
 frontend, worker and logger). With --alert-email, CloudWatch alarms e-mail ADDR (through the SNS
 topic <stack>-alerts, once ADDR confirms) when a dead-letter queue holds a message, a request waits
-longer than --alert-oldest-seconds, or the instance fails its status check.
+longer than --alert-oldest-seconds, replies stall (a frontend logs replies_stalled), or the instance
+fails its status check.
 
 A rollout (up after a change) starts the new release beside the old one and stops the old one only once
 every new container is healthy: no request fails. A release that is not healthy is refused (up exits 1

@@ -2,12 +2,16 @@
 subscription reaches the person operating it (`scripts/deploy up --alert-email ADDR`).
 
 The alarms watch what AWS already measures: a message in either dead-letter queue, the oldest request
-waiting too long, and the instance's status check. The resources remember the settings: the topic's
-e-mail subscription is the address, the age alarm's threshold the age, so an `up` that names neither
-keeps them. The deployer's own credentials make all of it; the instance role is not involved. The
-topic keeps SNS's default access policy, which lets the account's own principals (CloudWatch alarms
-of this account among them) publish to it; a policy of our own would be needed only for a
-KMS-encrypted topic or alarms of another account.
+waiting too long, and the instance's status check; and one metric of the stack's own, replies stalled:
+a CloudWatch Logs metric filter on the frontend's log group counts the lines a frontend process logs
+each housekeeping round (REPLY_QUEUE_HEARTBEAT_SECONDS, a minute) while its requests get no reply.
+The resources remember the settings: the topic's e-mail subscription is the address, the age alarm's
+threshold the age, so an `up` that names neither keeps them. The deployer's own credentials make all
+of it; the instance role is not involved, and needs nothing new for the filter, which reads what the
+awslogs driver already writes there (CloudWatch Logs itself publishes the metric). The topic keeps
+SNS's default access policy, which lets the account's own principals (CloudWatch alarms of this
+account among them) publish to it; a policy of our own would be needed only for a KMS-encrypted topic
+or alarms of another account.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qcompute.aws import error_code
+from qcompute.deploy import loggroups
 from qcompute.deploy.infra import tag_list
 from qcompute.deploy.session import DeployError, Deployment
+from qcompute.logs import REPLIES_STALLED
 from qcompute.names import STACK_TAG, StackNames
 from qcompute.provision import Change
 
@@ -30,13 +36,18 @@ DEFAULT_OLDEST_SECONDS = 300
 PERIOD_SECONDS = 60
 PENDING = "PendingConfirmation"
 # Each alarm's name after the stack's: the exact names, never a prefix (stack "demo" is a prefix of "demo-2").
-REQUESTS_DLQ, LOG_DLQ, REQUESTS_OLDEST, INSTANCE_STATUS = (
+REQUESTS_DLQ, LOG_DLQ, REQUESTS_OLDEST, STALLED, INSTANCE_STATUS = (
     "requests-dlq-messages",
     "logs-dlq-messages",
     "requests-oldest",
+    "replies-stalled",
     "instance-status",
 )
-KEYS = (REQUESTS_DLQ, LOG_DLQ, REQUESTS_OLDEST, INSTANCE_STATUS)
+KEYS = (REQUESTS_DLQ, LOG_DLQ, REQUESTS_OLDEST, STALLED, INSTANCE_STATUS)
+# The stalled-replies metric: the frontend's log group, the filter's name after the stack's (the
+# alarm's key), the metric in the stack's own namespace.
+FILTERED_SERVICE = "frontend"
+STALLED_METRIC = "RepliesStalled"
 # What put_metric_alarm is given and describe_alarms shows back: `up` compares these, not blindly re-puts.
 COMPARED = (
     "AlarmDescription",
@@ -81,6 +92,24 @@ def _queue_alarm(queue: str, metric: str, threshold: int, description: str) -> d
     }
 
 
+def metric_filter(names: StackNames) -> dict[str, Any]:
+    """The metric filter counting the frontend's stall lines, as put_metric_filter takes it."""
+    return {
+        "logGroupName": names.log_group(FILTERED_SERVICE),
+        "filterName": names.metric_filter(STALLED),
+        # Selects the JSON log events whose top-level `event` is the name (LOG_FORMAT=json on EC2).
+        "filterPattern": f'{{ $.event = "{REPLIES_STALLED}" }}',
+        "metricTransformations": [
+            {
+                "metricName": STALLED_METRIC,
+                "metricNamespace": names.metrics_namespace,
+                "metricValue": "1",
+                "unit": "Count",
+            }
+        ],
+    }
+
+
 def definitions(names: StackNames, oldest_seconds: int, instance_id: str | None) -> dict[str, dict]:
     """Each alarm's definition by name, without its actions; the instance's is None until it exists."""
     topic = [names.alerts_topic_arn]
@@ -104,6 +133,23 @@ def definitions(names: StackNames, oldest_seconds: int, instance_id: str | None)
             f"a request has waited over {oldest_seconds} s in {names.requests_queue}: "
             "workers stopped or too few",
         ),
+        names.alarm(STALLED): {
+            "AlarmDescription": f"replies stalled: a frontend process logged {REPLIES_STALLED} in "
+            f"{names.log_group(FILTERED_SERVICE)} (requests waiting, no reply for REPLY_STALL_SECONDS): "
+            "workers stuck or replies not delivered",
+            "Namespace": names.metrics_namespace,
+            "MetricName": STALLED_METRIC,
+            "Statistic": "Sum",
+            "Period": PERIOD_SECONDS,
+            # A stalled process logs a line a minute, which may land in either of two periods: one
+            # line in two minutes keeps the alarm on, and it recovers two minutes after the last.
+            "EvaluationPeriods": 2,
+            "DatapointsToAlarm": 1,
+            "Threshold": 1.0,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            # No line, no data point: nothing has stalled.
+            "TreatMissingData": "notBreaching",
+        },
         names.alarm(INSTANCE_STATUS): None,
     }
     if instance_id:
@@ -166,6 +212,29 @@ def find_alarms(deployment: Deployment) -> dict[str, dict[str, Any]]:
     return {alarm["AlarmName"]: alarm for alarm in found["MetricAlarms"]}
 
 
+def find_metric_filter(deployment: Deployment) -> dict[str, Any] | None:
+    """The stalled-replies metric filter as DescribeMetricFilters shows it, or None (also while the
+    frontend's log group does not exist yet, as in the plan of a new stack)."""
+    wanted = metric_filter(deployment.names)
+    if loggroups.find(deployment, FILTERED_SERVICE) is None:
+        return None
+    try:
+        found = deployment.logs.describe_metric_filters(
+            logGroupName=wanted["logGroupName"], filterNamePrefix=wanted["filterName"]
+        )["metricFilters"]
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+    # A prefix: stack "demo"'s filter name is a prefix of stack "demo-2"'s.
+    return next((f for f in found if f["filterName"] == wanted["filterName"]), None)
+
+
+def _metric_filter_owned(deployment: Deployment) -> bool:
+    """Filters carry no tags: ours is the one with our name on our tagged log group."""
+    return loggroups.tags(deployment, FILTERED_SERVICE).get(STACK_TAG) == deployment.names.stack
+
+
 def _alarm_owned(deployment: Deployment, alarm: dict[str, Any]) -> bool:
     tags = deployment.cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags", [])
     return {tag["Key"]: tag["Value"] for tag in tags}.get(STACK_TAG) == deployment.names.stack
@@ -218,6 +287,41 @@ def _same(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return all(normal(current, key) == normal(wanted, key) for key in COMPARED)
 
 
+def _same_filter(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    def transformations(found: dict[str, Any]) -> list[tuple]:
+        return [
+            (
+                t.get("metricNamespace"),
+                t.get("metricName"),
+                t.get("metricValue"),
+                t.get("unit"),
+                t.get("defaultValue"),
+                sorted((t.get("dimensions") or {}).items()),
+            )
+            for t in found.get("metricTransformations", [])
+        ]
+
+    if current.get("filterPattern") != wanted["filterPattern"]:
+        return False
+    return transformations(current) == transformations(wanted)
+
+
+def _ensure_metric_filter(deployment: Deployment, dry_run: bool) -> Change:
+    wanted = metric_filter(deployment.names)
+    (transformation,) = wanted["metricTransformations"]
+    detail = (
+        f"counts {REPLIES_STALLED} lines in {wanted['logGroupName']} as "
+        f"{transformation['metricNamespace']} {transformation['metricName']}"
+    )
+    found = find_metric_filter(deployment)
+    if found is not None and _same_filter(found, wanted):
+        return Change("metric filter", wanted["filterName"], "ok", detail)
+    if not dry_run:
+        # The log group exists: stack.up ensures the log groups first. A put replaces a filter of this name.
+        deployment.logs.put_metric_filter(**wanted)
+    return Change("metric filter", wanted["filterName"], "create" if found is None else "update", detail)
+
+
 def _ensure_subscriptions(deployment: Deployment, email: str, dry_run: bool) -> list[Change]:
     names, sns = deployment.names, deployment.clients.sns
     existing = subscriptions(deployment) if find_topic(deployment) else []
@@ -264,6 +368,7 @@ def ensure(
     else:
         changes.append(Change("topic", names.alerts_topic, "ok", "the alarms notify it"))
     changes += _ensure_subscriptions(deployment, alerting.email, dry_run)
+    changes.append(_ensure_metric_filter(deployment, dry_run))
     current = find_alarms(deployment)
     for name, wanted in definitions(names, alerting.oldest_seconds, instance_id).items():
         if wanted is None:
@@ -297,6 +402,8 @@ def status_rows(deployment: Deployment) -> list[tuple[str, str, str]]:
         rows.append(("subscription", subscription["Endpoint"], state))
     if not found:
         rows.append(("subscription", "none", "nobody is told (scripts/deploy up --alert-email ADDR)"))
+    present = find_metric_filter(deployment) is not None
+    rows.append(("metric filter", names.metric_filter(STALLED), "present" if present else "missing: run up"))
     for key in KEYS:
         name = names.alarm(key)
         alarm = alarms.get(name)
@@ -310,13 +417,16 @@ def _owned_alarms(deployment: Deployment) -> Iterable[str]:
 
 def leftovers(deployment: Deployment) -> list[str]:
     left = [f"alarm {name}" for name in _owned_alarms(deployment)]
+    if find_metric_filter(deployment) is not None and _metric_filter_owned(deployment):
+        left.append(f"metric filter {deployment.names.metric_filter(STALLED)}")
     if find_topic(deployment) and _topic_owned(deployment):
         left.append(f"topic {deployment.names.alerts_topic}")
     return left
 
 
 def remove(deployment: Deployment, *, dry_run: bool = False) -> list[Change]:
-    """Delete the alarms, then the topic's subscriptions and the topic; what is not tagged ours stays."""
+    """Delete the alarms, the metric filter, then the topic's subscriptions and the topic; what is not
+    tagged ours stays. The filter would go with its log group too, but alerts turned off keep the logs."""
     names, sns = deployment.names, deployment.clients.sns
     changes = []
     for name, alarm in find_alarms(deployment).items():
@@ -326,6 +436,7 @@ def remove(deployment: Deployment, *, dry_run: bool = False) -> list[Change]:
         if not dry_run:
             deployment.cloudwatch.delete_alarms(AlarmNames=[name])
         changes.append(Change("alarm", name, "delete"))
+    changes += _remove_metric_filter(deployment, dry_run)
     if find_topic(deployment) is None:
         return changes
     if not _topic_owned(deployment):
@@ -342,3 +453,20 @@ def remove(deployment: Deployment, *, dry_run: bool = False) -> list[Change]:
         sns.delete_topic(TopicArn=names.alerts_topic_arn)
     changes.append(Change("topic", names.alerts_topic, "delete"))
     return changes
+
+
+def _remove_metric_filter(deployment: Deployment, dry_run: bool) -> list[Change]:
+    name = deployment.names.metric_filter(STALLED)
+    if find_metric_filter(deployment) is None:
+        return []
+    if not _metric_filter_owned(deployment):
+        return [Change("metric filter", name, "skip", "its log group is not tagged with this stack")]
+    if not dry_run:
+        try:
+            deployment.logs.delete_metric_filter(
+                logGroupName=deployment.names.log_group(FILTERED_SERVICE), filterName=name
+            )
+        except ClientError as error:
+            if error_code(error) != "ResourceNotFoundException":
+                raise
+    return [Change("metric filter", name, "delete")]
