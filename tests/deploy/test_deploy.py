@@ -181,7 +181,9 @@ def test_a_code_change_rolls_out_to_the_same_instance(deploy, inspect, stack_nam
     assert len(deployment.ssm.list_commands(InstanceId=server["InstanceId"])["Commands"]) == 2
 
 
-def test_rollback_returns_to_the_release_before_the_last_rollout(deploy, inspect, stack_name, tmp_path) -> None:
+def test_rollback_returns_to_the_release_before_the_last_rollout(
+    deploy, inspect, stack_name, tmp_path
+) -> None:
     source = _copy_of_the_source(tmp_path / "source")
     deploy("up", "--stack", stack_name, "--source", str(source), "--no-wait")
     deployment = inspect(stack_name)
@@ -312,10 +314,10 @@ def test_a_domain_opens_443_for_https_and_dropping_it_closes_443(deploy, inspect
     planned = deploy.changes(deploy("plan", "--stack", stack_name, "--domain", DOMAIN).stdout)
     assert "inbound tcp/80, tcp/443 from 0.0.0.0/0 only" in {r: d for _, r, d in planned}["security group"]
     assert "warning" not in deploy("plan", "--stack", stack_name, "--domain", DOMAIN).stdout
-    # The proxy's memory limit counts too: two workers and it do not fit a t3.small.
+    # The proxy's memory limit counts, domain or not: two workers and it do not fit a t3.small.
     crowded = deploy("plan", "--stack", stack_name, "--domain", DOMAIN, "--workers", "2", ok=False)
-    assert "2 worker(s), the frontend, the logger, the HTTPS proxy" in crowded.stderr
-    deploy("plan", "--stack", stack_name, "--no-domain", "--workers", "2")
+    assert "2 worker(s), the frontend, the logger, the proxy" in crowded.stderr
+    assert deploy("plan", "--stack", stack_name, "--no-domain", "--workers", "2", ok=False).returncode == 1
 
     first = deploy("up", "--stack", stack_name, "--domain", DOMAIN.upper(), "--email", EMAIL, "--no-wait")
     deployment = inspect(stack_name)
