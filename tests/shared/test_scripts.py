@@ -158,7 +158,7 @@ def _local_env() -> dict[str, str]:
 
 
 def _fake_docker(folder: Path) -> Path:
-    """A `docker` that records its arguments, one per line, its directory and its environment."""
+    """A `docker` that records its last call: its arguments one per line, its directory, its environment."""
     folder.mkdir()
     record = folder / "record"
     docker = folder / "docker"
@@ -226,6 +226,27 @@ def test_local_refuses_what_it_does_not_know(arguments: list[str], tmp_path: Pat
     assert ran.returncode == 2
     assert "see scripts/local --help" in ran.stderr
     assert not record.exists()
+
+
+def test_local_without_compose_says_what_it_needs_and_still_shows_its_usage(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    docker = tmp_path / "bin/docker"
+    # Docker without the Compose v2 plugin.
+    docker.write_text("#!/bin/sh\necho \"docker: 'compose' is not a docker command.\" >&2\nexit 1\n")
+    docker.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+    def local(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(ROOT / "scripts/local"), *arguments], env=env, capture_output=True, text=True, check=False
+        )
+
+    up = local("up")
+    assert up.returncode == 1
+    assert "it needs Docker with Compose v2" in up.stderr
+    helped = local("logs", "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("Usage: scripts/local ")
 
 
 def _compose_config(command: list[str], tmp_path: Path) -> dict:
