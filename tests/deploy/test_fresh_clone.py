@@ -11,25 +11,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from harness.backend import REGION, Backend
+from harness.clone import fresh_clone
 from harness.services import ROOT
 from qcompute.deploy import bundle
-
-
-def _clone(destination: Path) -> Path:
-    """The repository's files as a clone would have them (committed or not yet), without .cache."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():  # a file deleted but not yet committed is listed too
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
-    return destination
 
 
 def _fresh_home(home: Path) -> dict[str, str]:
@@ -48,28 +35,33 @@ def _fresh_home(home: Path) -> dict[str, str]:
     return env
 
 
-def test_deploy_plan_runs_from_a_fresh_clone_with_nothing_installed(
-    deploy_backend: Backend, tmp_path: Path
-) -> None:
-    clone = _clone(tmp_path / "clone")
-    assert not (clone / ".cache").exists()
+def _bare_env(tmp_path: Path, backend_env: dict[str, str]) -> dict[str, str]:
+    """A user's shell: no interpreter or package of the tests' own (not their venv on PATH, not PYTHON,
+    not PYTHONPATH), no AWS settings or credentials but the emulator's, an empty HOME."""
     home = tmp_path / "home"
     home.mkdir()
-    # No interpreter or package of the tests' own: not their venv on PATH, not PYTHON, not PYTHONPATH.
     path = [entry for entry in os.environ["PATH"].split(os.pathsep) if not entry.startswith(str(ROOT))]
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith("AWS_") and key not in {"PYTHON", "PYTHONPATH", "VIRTUAL_ENV", "STACK_NAME"}
     }
-    env |= {
-        **deploy_backend.env,
+    return env | {
+        **backend_env,
         **_fresh_home(home),
         "PATH": os.pathsep.join(path),
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
+
+
+def test_deploy_plan_runs_from_a_fresh_clone_with_nothing_installed(
+    deploy_backend: Backend, tmp_path: Path
+) -> None:
+    clone = fresh_clone(tmp_path / "clone")
+    assert not (clone / ".cache").exists()
+    env = _bare_env(tmp_path, deploy_backend.env)
     stack_name = f"f{secrets.token_hex(4)}"
 
     def plan() -> subprocess.CompletedProcess:
@@ -95,6 +87,40 @@ def test_deploy_plan_runs_from_a_fresh_clone_with_nothing_installed(
     again = plan()
     assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
     assert again.stderr == "", "the environment is made once and reused, quietly"
+
+    # The other scripts of README's Deploy section use the same environment.
+    provision_plan = subprocess.run(
+        [str(clone / "scripts/provision"), "plan", "--stack", stack_name, "--region", REGION],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert provision_plan.returncode == 0, f"{provision_plan.stdout}\n{provision_plan.stderr}"
+    assert f"plan stack {stack_name!r}" in provision_plan.stdout
+    assert f"create queue        {stack_name}-requests" in provision_plan.stdout
+    assert provision_plan.stderr == ""
+
+
+@pytest.mark.parametrize("script", ["provision", "teardown", "dlq"])
+def test_help_of_the_stack_scripts_needs_nothing_installed(script: str, tmp_path: Path) -> None:
+    clone = fresh_clone(tmp_path / "clone")
+    env = _bare_env(tmp_path, {})
+    shown = subprocess.run(
+        [str(clone / "scripts" / script), "--help"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"Usage: scripts/{script} ")
+    assert shown.stderr == ""
+    assert not (clone / ".cache").exists(), "--help makes no environment"
 
 
 def test_the_images_install_the_shared_package_without_the_deployer(tmp_path: Path) -> None:

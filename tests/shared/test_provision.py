@@ -119,11 +119,16 @@ def test_the_scripts_provision_and_tear_down(backend) -> None:
             argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
         )
 
+    planned = script("scripts/provision", "plan", "--stack", stack_name)
+    assert planned.returncode == 0, planned.stderr
+    assert f"plan stack {stack_name!r}" in planned.stdout
+    assert f"create queue        {stack_name}-requests" in planned.stdout
     created = script("scripts/provision", "--stack", stack_name)
     assert created.returncode == 0, created.stderr
     assert f"create queue        {stack_name}-requests" in created.stdout
     again = script("scripts/provision", "--stack", stack_name)
     assert again.stdout.count("ok ") == 7
+    assert script("scripts/provision", "plan", "--stack", stack_name).stdout.count("ok ") == 7
 
     refused = subprocess.run(
         ["scripts/teardown", "--stack", stack_name],

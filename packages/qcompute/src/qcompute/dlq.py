@@ -155,7 +155,7 @@ def _print_show(clients: aws.Clients, which: str, limit: int) -> None:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="dlq", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="scripts/dlq", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["list", "show", "redrive", "purge"])
     parser.add_argument("queue", nargs="?", choices=["requests", "logs"], help="which dead-letter queue")
     parser.add_argument("--limit", type=int, help="at most this many messages (show: default 10)")

@@ -123,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,plan,status,logs,down}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{up,plan,status,rollback,logs,down}"
+    )
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--stack", help="stack name (default: $STACK_NAME)")
     where.add_argument("--region", help="AWS region (default: $AWS_REGION)")
