@@ -36,6 +36,11 @@ class Overloaded(RuntimeError):
 
 # How long a process believes the request queue's depth: admission control costs one call per interval.
 BACKLOG_CHECK_SECONDS = 2.0
+# A GET that waits for a result reads the S3 log this often: the reply may have gone to another
+# process's reply queue, and the log is where every process finds it. One GetObject per interval and
+# waiting client (a 30 s wait makes 60 of them) is far below what S3 serves a prefix per second, and the
+# result shows at most this late; a reply to this process's own queue wakes the wait at once.
+LOG_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -95,19 +100,32 @@ class Outcome:
             worker=record.get("worker", ""),
         )
 
-    def as_api(self, *, with_numbers: bool = False) -> dict[str, Any]:
+    def as_api(self, *, with_numbers: bool = False, integers_as_text: bool = False) -> dict[str, Any]:
+        """The API's document; `integers_as_text` writes every integer of the results and numbers as a
+        decimal string, exact for any client (JavaScript's numbers lose digits beyond 2**53)."""
+        text = integers_as_text
         document: dict[str, Any] = {"id": self.id, "status": self.status}
         if with_numbers:
-            document["numbers"] = self.numbers
+            document["numbers"] = _integers_as_text(self.numbers) if text else self.numbers
         if self.error:
             document["error"] = self.error
         else:
-            document["results"] = self.results
+            document["results"] = _integers_as_text(self.results) if text else self.results
             document["errors"] = self.errors
         document.update(
             operations=self.operations, count=self.numbers_count, timings=self.timings, worker=self.worker
         )
         return document
+
+
+def _integers_as_text(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list):
+        return [_integers_as_text(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integers_as_text(item) for key, item in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -219,7 +237,18 @@ class Submissions:
 
     # --- finding results ----------------------------------------------------------------------------------
 
-    def find(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False) -> Lookup:
+    def find(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False, wait: float = 0) -> Lookup:
+        """The request's state; while it is pending, wait up to `wait` seconds for its result (the
+        process's own replies wake the wait, the log is read every LOG_POLL_SECONDS)."""
+        deadline = time.monotonic() + wait
+        while True:
+            lookup = self._find_once(request_id, viewer, with_numbers=with_numbers)
+            remaining = deadline - time.monotonic()
+            if lookup.status != "pending" or remaining <= 0 or self.channel.draining:
+                return lookup
+            self.channel.await_completed(request_id, min(LOG_POLL_SECONDS, remaining))
+
+    def _find_once(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False) -> Lookup:
         """This process's replies first, then the S3 log, then what the id itself tells.
 
         Replies carry no numbers: `with_numbers` prefers the log, which has them once written.

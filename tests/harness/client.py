@@ -21,8 +21,8 @@ def submit(
     return requests.post(f"{base_url}/api/requests", json=body, params=params, timeout=TIMEOUT)
 
 
-def result(base_url: str, request_id: str) -> requests.Response:
-    return requests.get(f"{base_url}/api/requests/{request_id}", timeout=TIMEOUT)
+def result(base_url: str, request_id: str, **params: Any) -> requests.Response:
+    return requests.get(f"{base_url}/api/requests/{request_id}", params=params, timeout=TIMEOUT)
 
 
 def until_done(base_url: str, request_id: str, timeout: float = 90) -> dict[str, Any]:
