@@ -121,6 +121,25 @@ def get_request(request_id: str) -> Any:
     return _not_found(request_id)
 
 
+@blueprint.delete("/requests/<request_id>")
+def cancel_request(request_id: str) -> Any:
+    """Cancel a request still queued: 202 "cancelling" (the result then reads "cancelled", unless a
+    worker had already begun it), 200 if it already is cancelled, 409 once it is finished."""
+    status = _submissions().cancel(request_id, auth.viewer())
+    if status == "cancelling":
+        location = url_for("api.get_request", request_id=request_id)
+        return jsonify(id=request_id, status="cancelling"), 202, {"Location": location}
+    if status == "cancelled":
+        return jsonify(id=request_id, status="cancelled"), 200
+    if status in ("done", "error"):
+        message = f"request {request_id!r} has finished ({status}); there is nothing left to cancel"
+        return jsonify(error={"code": "already_done", "message": message, "field": None}), 409
+    if status == "expired":
+        message = "no result within the pending timeout; the request may be held in the dead-letter queue"
+        return jsonify(id=request_id, status="expired", error={"code": "expired", "message": message}), 410
+    return _not_found(request_id)
+
+
 def _not_found(request_id: str) -> tuple[Any, int]:
     return jsonify(error={"code": "not_found", "message": f"no request with id {request_id!r}"}), 404
 

@@ -66,7 +66,7 @@ class Outcome:
     """A finished request as the pages and the API show it."""
 
     id: str
-    status: str  # "done" or "error"
+    status: str  # "done", "error" or "cancelled"
     numbers: list[int] | None  # None when neither the reply nor the log holds them
     numbers_count: int
     operations: list[str]
@@ -130,7 +130,7 @@ def _integers_as_text(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Lookup:
-    status: str  # "done", "error", "pending", "expired" or "unknown"
+    status: str  # "done", "error", "cancelled", "pending", "expired" or "unknown"
     outcome: Outcome | None = None
 
 
@@ -273,6 +273,33 @@ class Submissions:
             return Lookup(outcome.status, outcome)
         age = time.time() - contract.request_time(request_id).timestamp()
         return Lookup("pending" if age < self.settings.pending_timeout_seconds else "expired")
+
+    def cancel(self, request_id: str, viewer: Viewer) -> str:
+        """Ask the workers to skip a request still pending: "cancelling"; otherwise its status as
+        `find` tells it ("done", "error", "cancelled", "expired" or "unknown").
+
+        The marker is an S3 object the worker lists before computing a batch (worker/main.py): no
+        new service or queue. A request a worker has already begun is computed all the same.
+        """
+        lookup = self.find(request_id, viewer)
+        if lookup.status != "pending":
+            return lookup.status
+        marker = {
+            "id": request_id,
+            "user": self._signer(request_id, viewer),
+            "cancelled_at": contract.utc_now(),
+        }
+        try:
+            self.clients.s3.put_object(
+                Bucket=self.clients.names.log_bucket,
+                Key=contract.cancel_key(request_id),
+                Body=contract.encode(marker).encode(),
+                ContentType="application/json",
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise Unavailable("the cancellation cannot be stored; please try again shortly") from error
+        log.info("cancel_requested", request_id=request_id)
+        return "cancelling"
 
     def _signer(self, request_id: str, viewer: Viewer) -> str | None:
         """Which of the viewer's accounts issued this id, if any ("" for open mode)."""

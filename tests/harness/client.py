@@ -25,6 +25,10 @@ def result(base_url: str, request_id: str, **params: Any) -> requests.Response:
     return requests.get(f"{base_url}/api/requests/{request_id}", params=params, timeout=TIMEOUT)
 
 
+def cancel(base_url: str, request_id: str) -> requests.Response:
+    return requests.delete(f"{base_url}/api/requests/{request_id}", timeout=TIMEOUT)
+
+
 def until_done(base_url: str, request_id: str, timeout: float = 90) -> dict[str, Any]:
     """Poll GET /api/requests/<id> until it is no longer pending."""
 
