@@ -21,7 +21,9 @@ def test_integers_as_decimal_strings_stay_exact_for_any_client(pipeline) -> None
         "mode": ["3", str(big)],
     }
     assert document["count"] == 2  # only the numbers and results turn into text
-    again = client.result(pipeline.frontends[1].url, document["id"], numbers=1, integers="string").json()
+    # The other frontend finds it in the log (waiting until the logger has written it).
+    other = pipeline.frontends[1].url
+    again = client.result(other, document["id"], wait=30, numbers=1, integers="string").json()
     assert again["numbers"] == [str(big), "3"]
     assert again["results"] == document["results"]
     plain = client.result(pipeline.url, document["id"]).json()
