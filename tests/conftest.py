@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from harness import client
 from harness.backend import Backend, StrictLayer, emulator
 from harness.fixtures import Services, new_stack
 from harness.services import Stack
@@ -17,6 +18,8 @@ from qcompute import contract
 
 # The tests read results of any size, as the services do.
 contract.allow_big_integers()
+# Every API answer a test gets must be one the OpenAPI document describes.
+client.check_every_api_answer()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,7 +18,7 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from frontend import api, auth, health, memory, web
+from frontend import api, auth, health, memory, openapi, web
 from frontend.limits import Limited, Limits
 from frontend.replies import ReplyChannel
 from frontend.settings import FrontendSettings
@@ -95,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.exempt(api.blueprint)  # JSON only, no cookies: see api.py
     app.register_blueprint(web.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(openapi.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(auth.blueprint)
     app.after_request(_add_headers)

@@ -32,7 +32,15 @@ log = logs.get_logger("frontend")
 blueprint = Blueprint("auth", __name__)
 
 # Reachable without signing in: the sign-in page itself, health checks, and the page's files.
-PUBLIC_ENDPOINTS = {"auth.signin", "auth.signin_form", "health.healthz", "health.readyz", "static"}
+# The API's description is public: it holds nothing but what the README says.
+PUBLIC_ENDPOINTS = {
+    "auth.signin",
+    "auth.signin_form",
+    "health.healthz",
+    "health.readyz",
+    "static",
+    "openapi.document",
+}
 ADMIN_ENDPOINTS = {"web.status", "api.status"}
 WRONG = "wrong name or password"  # the same words whether or not the name exists
 

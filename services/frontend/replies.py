@@ -87,6 +87,8 @@ class ReplyChannel:
         self.pending_timeout_seconds = pending_timeout_seconds
         self.queue_url: str | None = None
         self._lock = threading.Lock()
+        # Notified whenever a reply arrives or the process drains: wakes GETs waiting for a result.
+        self._arrived = threading.Condition(self._lock)
         self._waiters: dict[str, Waiter] = {}
         self._completed: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
         # Requests sent from this process whose reply has not come: id -> when sent (monotonic).
@@ -119,6 +121,7 @@ class ReplyChannel:
         self._draining.set()
         with self._lock:
             waiters = list(self._waiters.values())
+            self._arrived.notify_all()
         for waiter in waiters:
             waiter.event.set()
 
@@ -222,6 +225,21 @@ class ReplyChannel:
                 if waiter.reply is not None:
                     self._remember(waiter.reply, waiter.received_at or contract.utc_now())
 
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
+
+    def await_completed(self, request_id: str, timeout: float) -> bool:
+        """Wait up to `timeout` for this request's reply to reach this process (a request sent from
+        here whose first wait ended); return whether it is here. Never waits once draining."""
+        with self._arrived:
+            return (
+                self._arrived.wait_for(
+                    lambda: request_id in self._completed or self._draining.is_set(), timeout
+                )
+                and request_id in self._completed
+            )
+
     def forget(self, waiter: Waiter) -> None:
         """The request was never sent."""
         with self._lock:
@@ -263,6 +281,7 @@ class ReplyChannel:
         with self._lock, structlog.contextvars.bound_contextvars(request_id=request_id):
             self._last_reply = time.monotonic()
             self._outstanding.pop(request_id, None)
+            self._arrived.notify_all()
             if request_id in self._completed:
                 log.info("reply_duplicate_ignored")
                 return

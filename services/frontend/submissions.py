@@ -36,6 +36,11 @@ class Overloaded(RuntimeError):
 
 # How long a process believes the request queue's depth: admission control costs one call per interval.
 BACKLOG_CHECK_SECONDS = 2.0
+# A GET that waits for a result reads the S3 log this often: the reply may have gone to another
+# process's reply queue, and the log is where every process finds it. One GetObject per interval and
+# waiting client (a 30 s wait makes 60 of them) is far below what S3 serves a prefix per second, and the
+# result shows at most this late; a reply to this process's own queue wakes the wait at once.
+LOG_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class Outcome:
     """A finished request as the pages and the API show it."""
 
     id: str
-    status: str  # "done" or "error"
+    status: str  # "done", "error" or "cancelled"
     numbers: list[int] | None  # None when neither the reply nor the log holds them
     numbers_count: int
     operations: list[str]
@@ -95,14 +100,17 @@ class Outcome:
             worker=record.get("worker", ""),
         )
 
-    def as_api(self, *, with_numbers: bool = False) -> dict[str, Any]:
+    def as_api(self, *, with_numbers: bool = False, integers_as_text: bool = False) -> dict[str, Any]:
+        """The API's document; `integers_as_text` writes every integer of the results and numbers as a
+        decimal string, exact for any client (JavaScript's numbers lose digits beyond 2**53)."""
+        text = integers_as_text
         document: dict[str, Any] = {"id": self.id, "status": self.status}
         if with_numbers:
-            document["numbers"] = self.numbers
+            document["numbers"] = _integers_as_text(self.numbers) if text else self.numbers
         if self.error:
             document["error"] = self.error
         else:
-            document["results"] = self.results
+            document["results"] = _integers_as_text(self.results) if text else self.results
             document["errors"] = self.errors
         document.update(
             operations=self.operations, count=self.numbers_count, timings=self.timings, worker=self.worker
@@ -110,9 +118,19 @@ class Outcome:
         return document
 
 
+def _integers_as_text(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list):
+        return [_integers_as_text(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integers_as_text(item) for key, item in value.items()}
+    return value
+
+
 @dataclass(frozen=True)
 class Lookup:
-    status: str  # "done", "error", "pending", "expired" or "unknown"
+    status: str  # "done", "error", "cancelled", "pending", "expired" or "unknown"
     outcome: Outcome | None = None
 
 
@@ -219,7 +237,18 @@ class Submissions:
 
     # --- finding results ----------------------------------------------------------------------------------
 
-    def find(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False) -> Lookup:
+    def find(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False, wait: float = 0) -> Lookup:
+        """The request's state; while it is pending, wait up to `wait` seconds for its result (the
+        process's own replies wake the wait, the log is read every LOG_POLL_SECONDS)."""
+        deadline = time.monotonic() + wait
+        while True:
+            lookup = self._find_once(request_id, viewer, with_numbers=with_numbers)
+            remaining = deadline - time.monotonic()
+            if lookup.status != "pending" or remaining <= 0 or self.channel.draining:
+                return lookup
+            self.channel.await_completed(request_id, min(LOG_POLL_SECONDS, remaining))
+
+    def _find_once(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False) -> Lookup:
         """This process's replies first, then the S3 log, then what the id itself tells.
 
         Replies carry no numbers: `with_numbers` prefers the log, which has them once written.
@@ -244,6 +273,33 @@ class Submissions:
             return Lookup(outcome.status, outcome)
         age = time.time() - contract.request_time(request_id).timestamp()
         return Lookup("pending" if age < self.settings.pending_timeout_seconds else "expired")
+
+    def cancel(self, request_id: str, viewer: Viewer) -> str:
+        """Ask the workers to skip a request still pending: "cancelling"; otherwise its status as
+        `find` tells it ("done", "error", "cancelled", "expired" or "unknown").
+
+        The marker is an S3 object the worker lists before computing a batch (worker/main.py): no
+        new service or queue. A request a worker has already begun is computed all the same.
+        """
+        lookup = self.find(request_id, viewer)
+        if lookup.status != "pending":
+            return lookup.status
+        marker = {
+            "id": request_id,
+            "user": self._signer(request_id, viewer),
+            "cancelled_at": contract.utc_now(),
+        }
+        try:
+            self.clients.s3.put_object(
+                Bucket=self.clients.names.log_bucket,
+                Key=contract.cancel_key(request_id),
+                Body=contract.encode(marker).encode(),
+                ContentType="application/json",
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise Unavailable("the cancellation cannot be stored; please try again shortly") from error
+        log.info("cancel_requested", request_id=request_id)
+        return "cancelling"
 
     def _signer(self, request_id: str, viewer: Viewer) -> str | None:
         """Which of the viewer's accounts issued this id, if any ("" for open mode)."""

@@ -95,6 +95,15 @@ def result(request_id: str) -> Any:
     return render_template("error.html", status=404, message="There is no request with this id."), 404
 
 
+@blueprint.post("/requests/<request_id>/cancel")
+def cancel(request_id: str) -> Any:
+    """The pending page's Cancel button (a form, with its CSRF token): back to the request's page,
+    which shows it cancelled once the worker has skipped it."""
+    if _submissions().cancel(request_id, auth.viewer()) == "unknown":
+        return render_template("error.html", status=404, message="There is no request with this id."), 404
+    return redirect(url_for("web.result", request_id=request_id), 303)
+
+
 @blueprint.get("/history")
 def history() -> Any:
     settings = current_app.config["SETTINGS"]

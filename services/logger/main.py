@@ -28,7 +28,8 @@ class RecordWriter:
     The key comes from the request id alone and the write is conditional (If-None-Match: *), so a
     redelivered record finds its object already there and leaves it as the first write made it.
     Numbers and results that travelled through S3 (claim checks) are written into the record, so a
-    log object always holds the whole request; their payload objects are deleted afterwards.
+    log object always holds the whole request; their payload objects are deleted afterwards, as is
+    the cancel marker of a cancelled request.
     """
 
     def __init__(self, clients: aws.Clients, loops: int):
@@ -102,9 +103,14 @@ class RecordWriter:
             if aws.error_code(error) != "PreconditionFailed":
                 raise
             log.info("already_logged", key=key)
-        if stored:
+        # A cancelled request's marker has done its work once its record is written.
+        done_with = [
+            *stored.values(),
+            *([contract.cancel_key(record["id"])] if record["status"] == "cancelled" else []),
+        ]
+        if done_with:
             try:
-                payloads.delete(self.clients.s3, self.bucket, list(stored.values()))
+                payloads.delete(self.clients.s3, self.bucket, done_with)
             except (BotoCoreError, ClientError) as error:
                 # Harmless: the bucket's lifecycle rule removes payloads left behind.
                 log.warning("payload_cleanup_failed", error=str(error))

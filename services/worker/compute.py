@@ -166,6 +166,33 @@ def answer(
     )
 
 
+def cancelled(request: dict[str, Any], limits: Limits, *, worker: str, attempt: int) -> dict[str, Any]:
+    """The record of a request cancelled before it was computed: no results, its input as it came
+    (stored numbers stay stored: the logger writes them into the record)."""
+    received_at = contract.utc_now()
+    numbers: list[Any] | None = None
+    if "numbers_ref" not in request:
+        try:
+            numbers = parse_numbers(request.get("numbers"), limits)
+        except InputError:
+            numbers = _as_given(request.get("numbers"))
+    try:
+        operations = parse_operations(request.get("operations"))
+    except InputError:
+        operations = _as_given(request.get("operations"))
+    return contract.result_record(
+        request,
+        numbers=numbers,
+        operations=operations,
+        error=dict(contract.CANCELLED_ERROR),
+        received_at=received_at,
+        computed_at=received_at,
+        worker=worker,
+        attempt=attempt,
+        cancelled=True,
+    )
+
+
 def _as_given(values: Any) -> list[Any]:
     """Echo invalid input in the error record as text: it may not even be numbers."""
     if not isinstance(values, list):

@@ -27,7 +27,7 @@ from qcompute.consumer import (
 )
 from qcompute.settings import ConfigError
 from qcompute.validation import read_integer
-from worker.compute import Calculator, ComputeFailed, answer
+from worker.compute import Calculator, ComputeFailed, answer, cancelled
 from worker.settings import WorkerSettings
 
 log = logs.get_logger("worker")
@@ -61,13 +61,26 @@ class RequestHandler:
         outcomes: dict[str, Outcome] = {}
         records: dict[str, dict[str, Any]] = {}
         replies: dict[str, str | None] = {}
+        requests: dict[str, dict[str, Any]] = {}
         for message in messages:
-            # request_id is bound once the message is read; listing it here unbinds it afterwards.
+            with structlog.contextvars.bound_contextvars(message_id=message.message_id, queue="requests"):
+                try:
+                    requests[message.message_id] = contract.decode_request(message.body)
+                except contract.MalformedMessage as error:
+                    outcomes[message.message_id] = Poison(str(error))
+        skipped = self._cancelled([request["id"] for request in requests.values()])
+        for message in messages:
+            if message.message_id not in requests:
+                continue
+            request = requests[message.message_id]
             with structlog.contextvars.bound_contextvars(
-                message_id=message.message_id, queue="requests", request_id=None
+                message_id=message.message_id, queue="requests", request_id=request["id"]
             ):
                 try:
-                    handled = self._answer(message)
+                    if request["id"] in skipped:
+                        handled = self._skip(message, request)
+                    else:
+                        handled = self._answer(message, request)
                 except contract.MalformedMessage as error:
                     outcomes[message.message_id] = Poison(str(error))
                     continue
@@ -90,10 +103,38 @@ class RequestHandler:
         outcomes.update(published.result())
         return outcomes
 
-    def _answer(self, message: Message) -> tuple[dict[str, Any], str | None] | None:
+    def _cancelled(self, ids: list[str]) -> set[str]:
+        """Which of the batch's requests someone cancelled: one LIST of their markers for the whole
+        batch rather than a HEAD per request (a batch's UUIDv7 ids share their leading time digits, so
+        the listing reads only markers of requests submitted within the batch's span). If S3 cannot
+        tell, the requests are computed: a result nobody wanted costs less than a batch held back."""
+        if not ids:
+            return set()
+        keys = {contract.cancel_key(request_id): request_id for request_id in ids}
+        # The longest prefix they share: that of the lowest and the highest key.
+        low, high = min(keys), max(keys)
+        prefix = low[: next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))]
+        found: set[str] = set()
+        try:
+            pages = self.clients.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.clients.names.log_bucket, Prefix=prefix
+            )
+            for page in pages:
+                found |= {keys[item["Key"]] for item in page.get("Contents", []) if item["Key"] in keys}
+        except (BotoCoreError, ClientError) as error:
+            log.warning("cancel_check_failed", error=str(error), requests=len(ids))
+        return found
+
+    def _skip(self, message: Message, request: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """A cancelled request: not computed; its cancelled record goes the way of any result."""
+        record = cancelled(
+            request, self.settings.limits, worker=self.settings.worker_name, attempt=message.receive_count
+        )
+        log.info("cancelled", count=record["request"]["count"], attempt=message.receive_count)
+        return self._fit(record), request.get("reply_to")
+
+    def _answer(self, message: Message, request: dict[str, Any]) -> tuple[dict[str, Any], str | None] | None:
         """The request's record (fitted to a message) and where to reply, or None if long done."""
-        request = contract.decode_request(message.body)
-        structlog.contextvars.bind_contextvars(request_id=request["id"])
         if "numbers_ref" not in request:
             return self._compute(message, request, request.get("numbers"))
         with self.large:

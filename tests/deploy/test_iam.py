@@ -94,6 +94,12 @@ def test_the_grants_that_matter_are_where_they_belong() -> None:
     assert ("sns:Publish", NAMES.results_topic_arn) in worker
     assert ("s3:PutObject", f"{bucket}/logs/*") in logger
     assert ("s3:PutObject", f"{bucket}/logs/*") not in frontend | worker, "only the logger writes the log"
+    # Cancelling: the frontend writes a marker, the worker lists them (no read, no write), the logger
+    # deletes it with the cancelled record.
+    assert ("s3:PutObject", f"{bucket}/cancels/*") in frontend
+    assert ("s3:DeleteObject", f"{bucket}/cancels/*") in logger
+    assert not [grant for grant in worker if "/cancels/" in grant[1]], "the worker only lists the markers"
+    assert ("s3:ListBucket", bucket) in worker
     assert ("sqs:ReceiveMessage", NAMES.queue_arn("demo-requests")) not in frontend | logger
     # Sign-in reads the accounts by their path, as IAM authorizes GetParametersByPath: that path only.
     accounts = "arn:aws:ssm:eu-west-1:123456789012:parameter/qcompute/demo/accounts"

@@ -1,4 +1,8 @@
-"""A small HTTP client for the frontend's API and pages, as a user's program would use them."""
+"""A small HTTP client for the frontend's API and pages, as a user's program would use them.
+
+Every answer of the JSON API that a test gets, through these helpers or through `requests` directly,
+is checked against the API's OpenAPI document (see `check_every_api_answer`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,33 @@ from typing import Any
 
 import requests
 
+from harness import openapi
 from harness.waiting import eventually
 
 TIMEOUT = 60
+
+
+def check_every_api_answer() -> None:
+    """Check each answer `requests` receives from a /api/ path against the OpenAPI document, so an
+    API test fails on an answer the document does not describe (tests/conftest.py calls this once)."""
+    send = requests.Session.send
+    if getattr(send, "checks_api_answers", False):
+        return
+
+    def checked_send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        response = send(self, request, **kwargs)
+        if not kwargs.get("stream"):
+            openapi.check(
+                request.method or "GET",
+                request.url or "",
+                response.status_code,
+                response.headers.get("Content-Type", ""),
+                response.content,
+            )
+        return response
+
+    checked_send.checks_api_answers = True  # type: ignore[attr-defined]
+    requests.Session.send = checked_send  # type: ignore[method-assign]
 
 
 def submit(
@@ -21,8 +49,12 @@ def submit(
     return requests.post(f"{base_url}/api/requests", json=body, params=params, timeout=TIMEOUT)
 
 
-def result(base_url: str, request_id: str) -> requests.Response:
-    return requests.get(f"{base_url}/api/requests/{request_id}", timeout=TIMEOUT)
+def result(base_url: str, request_id: str, **params: Any) -> requests.Response:
+    return requests.get(f"{base_url}/api/requests/{request_id}", params=params, timeout=TIMEOUT)
+
+
+def cancel(base_url: str, request_id: str) -> requests.Response:
+    return requests.delete(f"{base_url}/api/requests/{request_id}", timeout=TIMEOUT)
 
 
 def until_done(base_url: str, request_id: str, timeout: float = 90) -> dict[str, Any]:

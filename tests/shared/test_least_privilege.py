@@ -108,9 +108,12 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, stri
     sqs.set_queue_attributes(
         QueueUrl=queue_url(stack, "requests_queue"), Attributes={"VisibilityTimeout": "3"}
     )
-    worker = run.worker(**recorded("worker"))
     logger = run.logger(**recorded("logger"))
     front = run.frontend(WEB_WORKERS=1, **recorded("frontend"))
+    # A request cancelled while queued (before any worker runs): marker written, listed, deleted.
+    cancelled = client.submit(front.url, [7, 8], wait=0).json()["id"]
+    assert client.cancel(front.url, cancelled).status_code == 202
+    worker = run.worker(**recorded("worker"))
     # A stack with accounts: the frontend reads them, an account's history has its own entries.
     store = AccountStore(stack.clients.ssm, names)
     store.create("alice", password="alice-password-123")
@@ -148,6 +151,7 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, stri
         lambda: queue_depth(stack, queue_url(stack, "requests_dlq")) == 1, what="the worker's dead letter"
     )
     eventually(lambda: client.result(front.url, small["id"]).status_code == 200, what="a result")
+    assert client.result(front.url, cancelled, wait=30).json()["status"] == "cancelled"
     time.sleep(1)
     for path in ("/history", "/status", f"/requests/{small['id']}"):
         assert requests.get(front.url + path, timeout=60).status_code == 200
@@ -201,5 +205,18 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, stri
         }
         for service in ("worker", "logger")
     }
+    touched = {
+        service: {
+            resource
+            for call in _record(files[service])
+            for _, resource in _authorizations(call, names)
+            if "/cancels/" in resource
+        }
+        for service in SERVICES
+    }
+    marker = f"{names.bucket_arn}/cancels/{cancelled}"
+    assert touched == {"frontend": {marker}, "worker": set(), "logger": {marker}}, (
+        "the cancel path was walked"
+    )
     assert names.requests_queue in put_back["worker"], "the worker's outage path was walked"
     assert names.log_queue in put_back["logger"], "the logger's outage path was walked"

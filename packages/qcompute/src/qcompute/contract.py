@@ -5,7 +5,12 @@ Request (request queue, frontend -> worker):
 
 Result record (SNS topic -> log queue -> S3, worker -> logger): the request, then either
     "status": "done" with "results" {operation: value} and "errors" {operation: error}, or
-    "status": "error" with "error" {code, message, field}; plus "timings" and "worker".
+    "status": "error" with "error" {code, message, field}, or
+    "status": "cancelled" with "error" {"code": "cancelled", ...} (cancelled before it was computed);
+    plus "timings" and "worker".
+
+Cancel marker (S3 `cancels/<id>`, frontend -> worker): an object whose existence asks the worker to
+skip the request; the logger deletes it once the cancelled record is written.
 
 Reply (the request's reply queue, worker -> frontend): the result record without the numbers, which
 the waiting frontend already has, plus the request's correlation id.
@@ -39,6 +44,10 @@ USER_PREFIX = "users/"
 USER_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 # Claim checks: what does not fit in a message waits here until the logger has written the record.
 PAYLOAD_PREFIX = "payloads/"
+# Cancel markers: one small object per request someone cancelled while it was queued.
+CANCEL_PREFIX = "cancels/"
+STATUSES = ("done", "error", "cancelled")
+CANCELLED_ERROR = {"code": "cancelled", "message": "cancelled before it was computed", "field": None}
 
 
 class MalformedMessage(ValueError):
@@ -107,6 +116,12 @@ def user_key(user: str, request_id: str) -> str:
 def payload_key(request_id: str, kind: str) -> str:
     """Where numbers ("request") or results ("result") too large for a message are stored."""
     return f"{PAYLOAD_PREFIX}{request_time(request_id):%Y/%m/%d}/{request_id}/{kind}.json"
+
+
+def cancel_key(request_id: str) -> str:
+    """The request's cancel marker. The id leads the key, so the ids of a batch (UUIDv7: they share
+    their leading time digits) share a prefix that one LIST reads all their markers under."""
+    return f"{CANCEL_PREFIX}{request_id}"
 
 
 def utc_now() -> str:
@@ -236,6 +251,7 @@ def result_record(
     computed_at: str,
     worker: str,
     attempt: int,
+    cancelled: bool = False,
 ) -> dict[str, Any]:
     """The result of a request: `numbers` None leaves them in the request's stored payload."""
     submitted_at = request["submitted_at"]
@@ -249,7 +265,7 @@ def result_record(
         "id": request["id"],
         "correlation_id": request["correlation_id"],
         **({"user": request["user"]} if request.get("user") else {}),
-        "status": "error" if error else "done",
+        "status": "cancelled" if cancelled else "error" if error else "done",
         "request": {"operations": operations, "count": count, **echoed},
         "results": results or {},
         "errors": errors or {},
@@ -285,7 +301,7 @@ def decode_result(body: str | bytes, **options: Any) -> dict[str, Any]:
     document = _decode_object(body, **options)
     _require_text(document, "correlation_id")
     _check_user(document)
-    if document.get("status") not in {"done", "error"}:
+    if document.get("status") not in STATUSES:
         raise MalformedMessage(f"invalid status {document.get('status')!r}")
     timings = document.get("timings")
     if not isinstance(timings, dict) or not isinstance(timings.get("submitted_at"), str):

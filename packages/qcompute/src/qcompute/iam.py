@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcompute.contract import LOG_PREFIX, PAYLOAD_PREFIX, USER_PREFIX
+from qcompute.contract import CANCEL_PREFIX, LOG_PREFIX, PAYLOAD_PREFIX, USER_PREFIX
 from qcompute.names import LOGGED_SERVICES, STACK_TAG, StackNames
 
 Policy = dict[str, Any]
@@ -116,8 +116,12 @@ def frontend_policy(names: StackNames) -> Policy:
                 # users/: each account's history entries (HEAD is authorized as GetObject).
                 [_objects(names, LOG_PREFIX), _objects(names, PAYLOAD_PREFIX), _objects(names, USER_PREFIX)],
             ),
-            # Numbers too large for a message (claim checks).
-            _statement("FrontendStorePayloads", ["s3:PutObject"], [_objects(names, PAYLOAD_PREFIX)]),
+            # Numbers too large for a message (claim checks), and the markers of cancelled requests.
+            _statement(
+                "FrontendStorePayloads",
+                ["s3:PutObject"],
+                [_objects(names, PAYLOAD_PREFIX), _objects(names, CANCEL_PREFIX)],
+            ),
             # The history pages list the log; ListBucket also turns a missing key into 404, not 403.
             _statement("FrontendListLog", ["s3:ListBucket"], [names.bucket_arn]),
             # Signing in reads every account at once (accounts.py). GetParametersByPath is authorized
@@ -149,7 +153,8 @@ def worker_policy(names: StackNames) -> Policy:
                 [_objects(names, PAYLOAD_PREFIX), _objects(names, LOG_PREFIX)],
             ),
             _statement("WorkerStorePayloads", ["s3:PutObject"], [_objects(names, PAYLOAD_PREFIX)]),
-            # Without ListBucket a missing payload answers 403, which reads as a failure, not "gone".
+            # Without ListBucket a missing payload answers 403, which reads as a failure, not "gone";
+            # it also lists the cancel markers of a batch (cancels/<id>: existence is all they say).
             _statement("WorkerListBucket", ["s3:ListBucket"], [names.bucket_arn]),
         ]
     )
@@ -166,14 +171,19 @@ def logger_policy(names: StackNames) -> Policy:
             _statement(
                 "LoggerWrite", ["s3:PutObject"], [_objects(names, LOG_PREFIX), _objects(names, USER_PREFIX)]
             ),
-            # It writes stored payloads into the record, then deletes them (DeleteObjects is
-            # authorized per key as DeleteObject); a HEAD on the log tells a record already written.
+            # It writes stored payloads into the record, then deletes them, and a cancelled request's
+            # marker (DeleteObjects is authorized per key as DeleteObject); a HEAD on the log tells a
+            # record already written.
             _statement(
                 "LoggerReadPayloads",
                 ["s3:GetObject"],
                 [_objects(names, PAYLOAD_PREFIX), _objects(names, LOG_PREFIX)],
             ),
-            _statement("LoggerDeletePayloads", ["s3:DeleteObject"], [_objects(names, PAYLOAD_PREFIX)]),
+            _statement(
+                "LoggerDeletePayloads",
+                ["s3:DeleteObject"],
+                [_objects(names, PAYLOAD_PREFIX), _objects(names, CANCEL_PREFIX)],
+            ),
             _statement("LoggerListBucket", ["s3:ListBucket"], [names.bucket_arn]),
         ]
     )

@@ -245,7 +245,15 @@ _LIFECYCLE = {
             "Filter": {"Prefix": "payloads/"},
             "Status": "Enabled",
             "Expiration": {"Days": PAYLOAD_EXPIRY_DAYS},
-        }
+        },
+        # A cancel marker is deleted with its cancelled record; one that came too late (the request
+        # was already being computed) is not, and goes the same way, after as long.
+        {
+            "ID": "expire-cancel-markers",
+            "Filter": {"Prefix": "cancels/"},
+            "Status": "Enabled",
+            "Expiration": {"Days": PAYLOAD_EXPIRY_DAYS},
+        },
     ]
 }
 
@@ -277,7 +285,7 @@ def _bucket_settings_drift(clients: Clients) -> list[str]:
         drift.append("encryption")
     try:
         rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-        if not any(rule.get("ID") == "expire-unfinished-payloads" for rule in rules):
+        if not {"expire-unfinished-payloads", "expire-cancel-markers"} <= {rule.get("ID") for rule in rules}:
             drift.append("payload expiry")
     except ClientError:
         drift.append("payload expiry")

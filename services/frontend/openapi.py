@@ -1,0 +1,314 @@
+"""The JSON API described as an OpenAPI 3.1 document, served at GET /api/openapi.json.
+
+Built from a dict rather than kept as a static file, so the wait cap and the operation names come
+from the code that enforces them. The tests check every API answer they get against it
+(tests/harness/openapi.py): a change of the API that is not described here fails them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from frontend.api import MAX_WAIT_SECONDS
+from qcompute.operations import OPERATIONS
+
+blueprint = Blueprint("openapi", __name__, url_prefix="/api")
+
+_INTEGER_TEXT = {"type": "string", "pattern": "^-?[0-9]+$"}
+# An integer: a JSON number, or its decimal digits as a string (sent so, or asked for with ?integers=string).
+_INTEGER = {"anyOf": [{"type": "integer"}, _INTEGER_TEXT]}
+_VALUE = {"anyOf": [{"type": "integer"}, {"type": "number"}, _INTEGER_TEXT]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(description, _ref("Error"))
+
+
+_RETRY_AFTER = {
+    "Retry-After": {"description": "seconds to wait before asking again", "schema": {"type": "string"}}
+}
+
+# Answers any endpoint may give: without a token (accounts mode), too many requests, AWS out of reach.
+_COMMON = {
+    "401": _error("no valid bearer token (a stack with accounts)"),
+    "429": _error("too many requests or integers this minute; see Retry-After"),
+    "503": _error("AWS out of reach, the queue too long or the process busy; see Retry-After"),
+}
+
+_WAIT = {
+    "name": "wait",
+    "in": "query",
+    "description": f"seconds to wait for the result (0 to {MAX_WAIT_SECONDS:g})",
+    "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+}
+_INTEGERS = {
+    "name": "integers",
+    "in": "query",
+    "description": "`string` writes every integer of `results` (and `numbers`) as a decimal string: "
+    "exact in any client (JavaScript's numbers lose digits beyond 2^53)",
+    "schema": {"type": "string", "enum": ["number", "string"], "default": "number"},
+}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+SCHEMAS: dict[str, Any] = {
+    "ErrorDetail": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "field": {"type": ["string", "null"]},
+        },
+    },
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": _ref("ErrorDetail")},
+    },
+    "Submission": {
+        "type": "object",
+        "required": ["numbers"],
+        "additionalProperties": False,
+        "properties": {
+            "numbers": {"type": "array", "items": _INTEGER, "minItems": 1},
+            "operations": {"type": "array", "items": {"type": "string", "enum": list(OPERATIONS)}},
+        },
+    },
+    "Pending": {
+        "type": "object",
+        "required": ["id", "status"],
+        "additionalProperties": False,
+        "properties": {"id": {"type": "string"}, "status": {"const": "pending"}},
+    },
+    "Result": {
+        "type": "object",
+        "description": "A finished request: `results` and `errors` when done, `error` when it failed "
+        "as a whole or was cancelled before it was computed.",
+        "required": ["id", "status", "operations", "count", "timings", "worker"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"enum": ["done", "error", "cancelled"]},
+            "numbers": {"type": ["array", "null"], "items": _INTEGER, "description": "with ?numbers=1"},
+            "results": {
+                "type": "object",
+                "additionalProperties": {"anyOf": [_VALUE, {"type": "array", "items": _VALUE}]},
+            },
+            "errors": {"type": "object", "additionalProperties": _ref("ErrorDetail")},
+            "error": _ref("ErrorDetail"),
+            "operations": {"type": "array", "items": {"type": "string"}},
+            "count": {"type": ["integer", "null"]},
+            "timings": {
+                "type": "object",
+                "required": ["submitted_at", "total_ms"],
+                "properties": {
+                    "submitted_at": {"type": "string"},
+                    "received_at": {"type": "string"},
+                    "computed_at": {"type": "string"},
+                    "queued_ms": {"type": "number"},
+                    "compute_ms": {"type": "number"},
+                    "total_ms": {"type": "number"},
+                },
+            },
+            "worker": {"type": "string"},
+        },
+    },
+    "Expired": {
+        "type": "object",
+        "required": ["id", "status", "error"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"const": "expired"},
+            "error": _ref("ErrorDetail"),
+        },
+    },
+    "Cancelling": {
+        "type": "object",
+        "required": ["id", "status"],
+        "additionalProperties": False,
+        "properties": {"id": {"type": "string"}, "status": {"enum": ["cancelling", "cancelled"]}},
+    },
+    "Operations": {
+        "type": "object",
+        "required": ["operations"],
+        "properties": {
+            "operations": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "label"],
+                    "properties": {"name": {"type": "string"}, "label": {"type": "string"}},
+                },
+            }
+        },
+    },
+    "History": {
+        "type": "object",
+        "required": ["entries", "next"],
+        "properties": {
+            "entries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "submitted_at", "status"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "submitted_at": {"type": "string"},
+                        "status": {"type": "string"},
+                        "user": {"type": "string"},
+                        "operations": {"type": "array", "items": {"type": "string"}},
+                        "count": {"type": "integer"},
+                        "total_ms": {"type": "number"},
+                    },
+                },
+            },
+            "next": {"type": ["string", "null"], "description": "the `before` cursor of the next page"},
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": ["stack", "health", "queues", "reply_queues", "recent"],
+        "properties": {
+            "stack": {"type": "string"},
+            "health": {"type": "object"},
+            "queues": {"type": "array", "items": {"type": "object"}},
+            "reply_queues": {"type": "array", "items": {"type": "object"}},
+            "recent": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "qcompute",
+        "version": "1",
+        "description": "Statistics over integers of any size, computed by a queue of workers. "
+        "With accounts, every call but this document needs `Authorization: Bearer <token>`.",
+    },
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+    "security": [{}, {"bearer": []}],
+    "paths": {
+        "/api/requests": {
+            "post": {
+                "summary": "Submit integers; wait (up to ?wait seconds) for the result",
+                "parameters": [_WAIT, _INTEGERS],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Submission")}},
+                },
+                "responses": {
+                    "200": _json("the result, back within the wait", _ref("Result")),
+                    "202": _json(
+                        "not back within the wait: GET the Location",
+                        _ref("Pending"),
+                        {"Location": {"schema": {"type": "string"}}, **_RETRY_AFTER},
+                    ),
+                    "400": _error("invalid input: `error.field` names the part"),
+                    "413": _error("the body is too large"),
+                    "415": _error("not application/json"),
+                    **_COMMON,
+                },
+            }
+        },
+        "/api/requests/{id}": {
+            "parameters": [_ID],
+            "get": {
+                "summary": "A request's result; ?wait=S waits up to S seconds while it is pending",
+                "parameters": [
+                    _WAIT,
+                    _INTEGERS,
+                    {
+                        "name": "numbers",
+                        "in": "query",
+                        "description": "1 adds the input numbers",
+                        "schema": {"type": "string", "enum": ["0", "1"]},
+                    },
+                ],
+                "responses": {
+                    "200": _json("finished: done, error or cancelled", _ref("Result")),
+                    "202": _json("still pending", _ref("Pending"), _RETRY_AFTER),
+                    "400": _error("an invalid parameter"),
+                    "404": _error("no such request (or another account's)"),
+                    "410": _json("no result within the pending timeout", _ref("Expired")),
+                    **_COMMON,
+                },
+            },
+            "delete": {
+                "summary": "Cancel a request that is still queued",
+                "description": "202 `cancelling`: the worker skips the request if it has not started "
+                "it yet; the result then reads `cancelled` (one already being computed finishes). "
+                "200 `cancelled` if it already is.",
+                "responses": {
+                    "200": _json("already cancelled", _ref("Cancelling")),
+                    "202": _json("the cancellation is on its way to the workers", _ref("Cancelling")),
+                    "404": _error("no such request (or another account's)"),
+                    "409": _error("already finished (`already_done`)"),
+                    "410": _json("no result within the pending timeout", _ref("Expired")),
+                    **_COMMON,
+                },
+            },
+        },
+        "/api/operations": {
+            "get": {
+                "summary": "The operations a request may ask for",
+                "responses": {"200": _json("the operations", _ref("Operations")), **_COMMON},
+            }
+        },
+        "/api/history": {
+            "get": {
+                "summary": "Past requests, newest first (one's own with accounts)",
+                "parameters": [
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "description": "the `next` of the previous page",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {"200": _json("a page of requests", _ref("History")), **_COMMON},
+            }
+        },
+        "/api/status": {
+            "get": {
+                "summary": "The stack's queues and health (admins only, with accounts)",
+                "responses": {
+                    "200": _json("the stack's status", _ref("Status")),
+                    "403": _error("not an admin"),
+                    **_COMMON,
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [{}],
+                "responses": {"200": _json("the OpenAPI document", {"type": "object"})},
+            }
+        },
+    },
+}
+
+
+@blueprint.get("/openapi.json")
+def document() -> Any:
+    return jsonify(DOCUMENT)
