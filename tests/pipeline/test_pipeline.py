@@ -195,7 +195,7 @@ def test_unknown_pending_and_expired_ids(pipeline) -> None:
 
 def test_health_and_readiness(pipeline) -> None:
     for front in pipeline.frontends:
-        assert requests.get(f"{front.url}/healthz", timeout=10).json() == {"status": "ok"}
+        assert requests.get(f"{front.url}/healthz", timeout=10).json() == {"status": "ok", "version": "dev"}
         ready = requests.get(f"{front.url}/readyz", timeout=10)
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"reply_queue": True, "replies": True, "request_queue": True}
