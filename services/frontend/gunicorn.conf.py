@@ -1,33 +1,39 @@
-"""gunicorn settings for the frontend; process and thread counts come from the environment."""
+"""gunicorn settings for the frontend, from the environment, checked before gunicorn binds its port."""
 
-import os
 import signal
+import sys
 import threading
 
+from frontend.settings import FrontendSettings, ServerSettings
 from qcompute import logs
+from qcompute.settings import ConfigError
+
+# gunicorn's master runs this file before it binds the port; each worker builds the app later. Every
+# setting is checked here, so a misconfigured frontend stops with one line naming the variable and
+# never accepts a connection (a rollout or the proxy would see one that accepts and then resets).
+try:
+    _app = FrontendSettings.from_env()
+    _server = ServerSettings.from_env()
+except ConfigError as error:
+    sys.exit(f"frontend: configuration error: {error}")
 
 wsgi_app = "frontend.app:create_app()"
-bind = os.environ.get("BIND", "0.0.0.0:8080")
-workers = int(os.environ.get("WEB_WORKERS", "2"))
-# Threads, because a request mostly waits for its reply; each waiting request holds one.
+bind = _server.bind
+workers = _server.workers
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "16"))
-# Longer than the reply wait (REPLY_WAIT_SECONDS, 10 s by default), so requests in flight finish
-# on SIGTERM; compose's stop grace period is longer still.
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "15"))
+threads = _server.threads
+graceful_timeout = _server.graceful_timeout
 timeout = 60
 keepalive = 5
 # Access lines go through structlog (see qcompute.logs): their fields come from gunicorn's atoms.
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s'
-logconfig_dict = logs.dict_config(
-    "frontend", os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FORMAT", "auto")
-)
+logconfig_dict = logs.dict_config("frontend", _app.log_level, _app.log_format)
 # gunicorn's runtime control socket is not used; unneeded, it is only one more thing to secure
 # (and on a read-only root it fails to start).
 control_socket_disable = True
 # Containers have no writable /tmp by default when read-only; /dev/shm is always memory.
-worker_tmp_dir = os.environ.get("WORKER_TMP_DIR", "/dev/shm")  # noqa: S108 - gunicorn heartbeat files
+worker_tmp_dir = str(_app.lock_dir)
 
 
 def post_worker_init(worker):

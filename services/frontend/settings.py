@@ -56,17 +56,16 @@ class FrontendSettings:
         env = Env(environ)
         secret_key = env.text("SECRET_KEY")
         if len(secret_key) < 16:
-            raise ConfigError("SECRET_KEY must be at least 16 characters")
+            # Its length only: the key itself is never printed.
+            raise ConfigError(f"SECRET_KEY must be at least 16 characters, not {len(secret_key)}")
         heartbeat_seconds = env.integer("REPLY_QUEUE_HEARTBEAT_SECONDS", 60, minimum=1)
         idle_seconds = env.integer("REPLY_QUEUE_IDLE_SECONDS", 900, minimum=10)
         if idle_seconds < 3 * heartbeat_seconds:
             raise ConfigError(
-                "REPLY_QUEUE_IDLE_SECONDS must be at least 3 x REPLY_QUEUE_HEARTBEAT_SECONDS, "
-                "or live queues would be swept"
+                "REPLY_QUEUE_IDLE_SECONDS must be at least 3 x REPLY_QUEUE_HEARTBEAT_SECONDS "
+                f"({3 * heartbeat_seconds}), not {idle_seconds}, or live queues would be swept"
             )
-        access_mode = env.text("ACCESS_MODE", "open")
-        if access_mode not in ("open", "accounts"):
-            raise ConfigError(f"ACCESS_MODE must be open or accounts, not {access_mode!r}")
+        log_level, log_format = env.logging()
         return cls(
             stack=StackSettings.from_env(env),
             limits=Limits.from_env(env),
@@ -83,8 +82,8 @@ class FrontendSettings:
             large_requests_at_once=env.integer("LARGE_REQUESTS_AT_ONCE", 1, minimum=1),
             large_request_wait_seconds=env.number("LARGE_REQUEST_WAIT_SECONDS", 20.0),
             # gunicorn's heartbeat directory: memory every process of the container shares.
-            lock_dir=Path(env.text("WORKER_TMP_DIR", "/dev/shm")),  # noqa: S108
-            access_mode=access_mode,
+            lock_dir=env.directory("WORKER_TMP_DIR", "/dev/shm"),  # noqa: S108
+            access_mode=env.choice("ACCESS_MODE", "open", ("open", "accounts")),
             accounts_refresh_seconds=env.number("ACCOUNTS_REFRESH_SECONDS", 10.0),
             session_hours=env.number("SESSION_HOURS", 12.0),
             domain=env.text("DOMAIN", ""),
@@ -96,7 +95,30 @@ class FrontendSettings:
             signin_failures_before_delay=env.integer("SIGNIN_FAILURES_BEFORE_DELAY", 3, minimum=1),
             signin_failures_allowed=env.integer("SIGNIN_FAILURES_ALLOWED", 10, minimum=1),
             max_backlog=env.integer("MAX_BACKLOG", 1000, minimum=1),
-            log_level=env.text("LOG_LEVEL", "INFO").upper(),
-            log_format=env.text("LOG_FORMAT", "auto"),
+            log_level=log_level,
+            log_format=log_format,
             app_version=env.text("APP_VERSION", "dev"),
+        )
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How gunicorn serves the app (gunicorn.conf.py): checked, like the app's own, before it binds."""
+
+    bind: str
+    workers: int
+    # Threads, because a request mostly waits for its reply; each waiting request holds one.
+    threads: int
+    # Longer than the reply wait (REPLY_WAIT_SECONDS, 10 s by default), so requests in flight finish
+    # on SIGTERM; compose's stop grace period is longer still.
+    graceful_timeout: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        env = Env(environ)
+        return cls(
+            bind=env.address("BIND", "0.0.0.0:8080"),
+            workers=env.integer("WEB_WORKERS", 2, minimum=1),
+            threads=env.integer("WEB_THREADS", 16, minimum=1),
+            graceful_timeout=env.integer("GRACEFUL_TIMEOUT", 15, minimum=1),
         )

@@ -21,12 +21,13 @@ class LoggerSettings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> LoggerSettings:
         env = Env(environ)
+        log_level, log_format = env.logging()
         return cls(
             stack=StackSettings.from_env(env),
             long_poll_seconds=env.integer("LONG_POLL_SECONDS", 10, minimum=0, maximum=20),
             loops=env.integer("CONSUMER_LOOPS", 2, minimum=1, maximum=32),
             # The container's /tmp is a tmpfs; the healthcheck reads this file's age.
-            health_file=Path(env.text("HEALTH_FILE", "/tmp/logger.alive")),  # noqa: S108
-            log_level=env.text("LOG_LEVEL", "INFO").upper(),
-            log_format=env.text("LOG_FORMAT", "auto"),
+            health_file=env.file("HEALTH_FILE", "/tmp/logger.alive"),  # noqa: S108
+            log_level=log_level,
+            log_format=log_format,
         )

@@ -58,6 +58,7 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> WorkerSettings:
         env = Env(environ)
+        log_level, log_format = env.logging()
         return cls(
             stack=StackSettings.from_env(env),
             limits=Limits.from_env(env),
@@ -67,7 +68,7 @@ class WorkerSettings:
             processes=env.integer("WORKER_PROCESSES", default_processes(), minimum=1),
             parallel_from=env.integer("PARALLEL_FROM_NUMBERS", 100_000, minimum=1),
             # The container's /tmp is a tmpfs; the healthcheck reads this file's age.
-            health_file=Path(env.text("HEALTH_FILE", "/tmp/worker.alive")),  # noqa: S108
-            log_level=env.text("LOG_LEVEL", "INFO").upper(),
-            log_format=env.text("LOG_FORMAT", "auto"),
+            health_file=env.file("HEALTH_FILE", "/tmp/worker.alive"),  # noqa: S108
+            log_level=log_level,
+            log_format=log_format,
         )

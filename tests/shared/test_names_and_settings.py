@@ -59,7 +59,7 @@ def test_command_line_options_win_over_the_environment(monkeypatch) -> None:
 
 
 def test_malformed_numbers_name_the_variable() -> None:
-    with pytest.raises(ConfigError, match="MAX_NUMBERS must be a whole number, got 'many'"):
+    with pytest.raises(ConfigError, match="MAX_NUMBERS must be a whole number, not 'many'"):
         Limits.from_env(Env({"MAX_NUMBERS": "many"}))
     with pytest.raises(ConfigError, match="MAX_MESSAGE_BYTES must be between 1024 and 262144"):
         Limits.from_env(Env({"MAX_MESSAGE_BYTES": "10"}))

@@ -5,9 +5,13 @@ Each service builds its own frozen settings object from these pieces (see `servi
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from qcompute.names import InvalidStackName, check_stack_name
 
@@ -17,7 +21,10 @@ class ConfigError(RuntimeError):
 
 
 class Env:
-    """Typed access to an environment mapping; every error names the variable."""
+    """Typed access to an environment mapping; every error names the variable and the value refused.
+
+    An empty variable counts as unset (compose passes `${VAR:-}` through as empty).
+    """
 
     def __init__(self, environ: Mapping[str, str] | None = None):
         self._environ = os.environ if environ is None else environ
@@ -30,6 +37,14 @@ class Env:
             raise ConfigError(f"{name} is required but not set")
         return default
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+        value = self.text(name, default)
+        if upper:
+            value = value.upper()
+        if value not in choices:
+            raise ConfigError(f"{name} must be {_one_of(choices)}, not {value!r}")
+        return value
+
     def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
         raw = self._environ.get(name, "").strip()
         if not raw:
@@ -37,10 +52,8 @@ class Env:
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-            raise ConfigError(f"{name} must be {bounds}, got {value}")
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+        _check_bounds(name, value, minimum, maximum)
         return value
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
@@ -50,10 +63,88 @@ class Env:
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-        if not value >= minimum:
-            raise ConfigError(f"{name} must be >= {minimum}, got {raw}")
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, not {raw!r}")
+        _check_bounds(name, value, minimum, None)
         return value
+
+    def directory(self, name: str, default: str) -> Path:
+        """A directory this process can create files in."""
+        path = Path(self.text(name, default))
+        if not _writable_directory(path):
+            raise ConfigError(f"{name} must be a directory this process can write in, not {str(path)!r}")
+        return path
+
+    def file(self, name: str, default: str) -> Path:
+        """A file this process can create and replace: its directory must let it."""
+        path = Path(self.text(name, default))
+        if path.is_dir() or not _writable_directory(path.parent):
+            raise ConfigError(
+                f"{name} must be a file in a directory this process can write in, not {str(path)!r}"
+            )
+        return path
+
+    def address(self, name: str, default: str) -> str:
+        """Where a server listens: HOST:PORT (a port from 1 to 65535) or unix:PATH."""
+        value = self.text(name, default)
+        host, _, port = value.rpartition(":")
+        if value.startswith("unix:") and len(value) > len("unix:"):
+            return value
+        if host and port.isdigit() and 1 <= int(port) <= 65535:
+            return value
+        raise ConfigError(f"{name} must be HOST:PORT (e.g. 0.0.0.0:8080) or unix:PATH, not {value!r}")
+
+    def url(self, name: str, default: str) -> str:
+        """An http(s) address, or the default (empty: none)."""
+        value = self.text(name, default)
+        if value == default:
+            return value
+        try:
+            parts = urlsplit(value)
+            # .port raises ValueError for a port that is not a number.
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigError(f"{name} must be an http:// or https:// address, not {value!r}")
+        return value
+
+    def logging(self) -> tuple[str, str]:
+        """LOG_LEVEL and LOG_FORMAT, which every service reads."""
+        return (
+            self.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+            self.choice("LOG_FORMAT", "auto", LOG_FORMATS),
+        )
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# auto: JSON lines unless on a terminal (qcompute.logs).
+LOG_FORMATS = ("auto", "json", "console")
+# The shape of an AWS region name ("eu-west-1"): catches a typo or a stray space before any call.
+REGION_PATTERN = re.compile(r"^[a-z]+(-[a-z]+)+-[0-9]+$")
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    return ", ".join(choices[:-1]) + f" or {choices[-1]}"
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
+def _check_bounds(name: str, value: float, minimum: float, maximum: float | None) -> None:
+    if maximum is not None and not minimum <= value <= maximum:
+        raise ConfigError(
+            f"{name} must be between {_number_text(minimum)} and {_number_text(maximum)}, "
+            f"not {_number_text(value)}"
+        )
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {_number_text(minimum)}, not {_number_text(value)}")
+
+
+def _writable_directory(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 
 
 @dataclass(frozen=True)
@@ -70,9 +161,15 @@ class StackSettings:
             check_stack_name(stack)
         except InvalidStackName as error:
             raise ConfigError(f"STACK_NAME: {error}") from None
-        region = env.text("AWS_REGION", "") or env.text("AWS_DEFAULT_REGION", "")
+        # AWS_DEFAULT_REGION is the SDK's older name for it.
+        name = "AWS_REGION" if env.text("AWS_REGION", "") else "AWS_DEFAULT_REGION"
+        region = env.text(name, "")
         if not region:
             raise ConfigError("AWS_REGION is required but not set")
+        if not REGION_PATTERN.match(region):
+            raise ConfigError(f"{name} must be a region name like eu-west-1, not {region!r}")
+        # Read by the SDK itself (qcompute.aws); checked here, where a typo still gets one clear line.
+        env.url("AWS_ENDPOINT_URL", "")
         return cls(stack=stack, region=region)
 
     @classmethod
