@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,8 @@ def _release_run(
     (state / "up").unlink(missing_ok=True)
     for compose_file in ("compose.yaml", "compose.aws.yaml"):
         (bundle / compose_file).write_text(bundle_text)
+    (bundle / "services/proxy").mkdir(parents=True, exist_ok=True)
+    (bundle / "services/proxy/Caddyfile").write_text(f"# the proxy of {bundle_text}")
     (bundle / "scripts/rollout").write_bytes((ROOT / "scripts/rollout").read_bytes())
     (bundle / "scripts/rollout").chmod(0o755)
     for name, text in (("aws", FAKE_AWS), ("docker", FAKE_DOCKER)):
@@ -168,7 +171,10 @@ def test_the_release_script_writes_the_compose_settings_and_the_secret_into_a_ro
         # The release's images, and how many workers it runs (a rollback reads them back).
         "IMAGE_TAG": settings["IMAGE_TAG"],
         "WORKERS": "2",
+        # The proxy's files, in a directory no rollout renames.
+        "PROXY_CONFIG_DIR": str(tmp_path / "app/proxy"),
     }
+    assert (tmp_path / "app/proxy/Caddyfile").read_text() == "# the proxy of services: {}\n"
     assert re.fullmatch(r"[0-9a-f]{12}", settings["IMAGE_TAG"])
     calls = (tmp_path / "calls.log").read_text()
     assert f"aws ssm get-parameter --name {NAMES.secret_key_parameter} --with-decryption" in calls
@@ -225,10 +231,12 @@ def test_a_release_that_is_not_healthy_is_refused_and_the_old_one_keeps_serving(
     assert "rollout: refused: the new release is not healthy" in refused.stdout
     assert "the release that served still serves" in refused.stderr
     assert _env_file(tmp_path) == serving, "the release directory is the one that serves"
+    assert (tmp_path / "app/proxy/Caddyfile").read_text() == "# the proxy of services: {}\n", "its files too"
     assert not (tmp_path / "app/release.previous").exists()
     calls = _docker_calls(tmp_path)
-    assert "docker rm --force n1 n2 n3" in calls
-    assert not [call for call in calls if call.startswith("docker stop")], "the old containers stay"
+    # The new ones are stopped warmly (a new worker finishes its batch), then removed; the old stay.
+    assert calls.index("docker stop n1 n2 n3") < calls.index("docker rm --force n1 n2 n3")
+    assert not [call for call in calls if call.startswith(("docker stop", "docker rm")) and "c1" in call]
 
 
 def test_a_rollback_returns_to_the_previous_release_without_building(tmp_path: Path) -> None:
@@ -447,3 +455,33 @@ def test_on_the_instance_each_container_logs_to_its_services_group_without_ever_
     local = _compose_config(tmp_path / "app/release/stack.env", ("compose.yaml",))["services"]
     for service in ("frontend", "worker", "logger", "proxy"):
         assert local[service]["logging"]["driver"] == "json-file"
+
+
+def test_a_cut_off_rollout_is_undone_and_a_repeated_one_keeps_the_real_previous(tmp_path: Path) -> None:
+    running = "c1 frontend\\nc2 worker\\nc3 logger\\n"
+    after = running + "n1 frontend\\nn2 worker\\nn3 logger\\n"
+    assert _release_run(tmp_path, "--workers", "1", "--access", "open").returncode == 0
+    first = _env_file(tmp_path)["IMAGE_TAG"]
+    args = ("--workers", "1", "--access", "open")
+    assert (
+        _release_run(tmp_path, *args, containers=running, after_up=after, bundle_text="# B\n").returncode == 0
+    )
+    second = _env_file(tmp_path)["IMAGE_TAG"]
+    # The same release again (an `up` whose wait was cut short): the previous one stays the first.
+    again = _release_run(tmp_path, *args, containers=running, after_up=after, bundle_text="# B\n")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (_env_file(tmp_path)["IMAGE_TAG"], _env_file(tmp_path, "release.previous")["IMAGE_TAG"]) == (
+        second,
+        first,
+    )
+    # A run cut off mid-rollout left the release that served beside the one it tried.
+    app = tmp_path / "app"
+    (app / "release").rename(app / "release.served")
+    shutil.copytree(app / "release.previous", app / "release")
+    resumed = _release_run(tmp_path, *args, containers=running, after_up=after, bundle_text="# C\n")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (
+        "an earlier rollout did not finish; the release that served before it is restored" in resumed.stdout
+    )
+    assert _env_file(tmp_path, "release.previous")["IMAGE_TAG"] == second, "what served, not what was tried"
+    assert not (app / "release.served").exists()

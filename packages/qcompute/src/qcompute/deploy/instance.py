@@ -1,9 +1,10 @@
 """The stack's one EC2 instance: launch it, keep it as defined, roll new bundles out to it, end it.
 
 A rollout keeps the instance, and so its address: SSM Run Command tells it to fetch the new bundle
-and `docker compose up -d --build`. The instance's tags record the bundle it runs and its release
-settings (workers, access mode, domain, ACME e-mail): they are what the next `up` keeps when an option
-is left out.
+and roll over to it with scripts/rollout (the release script, userdata.py). The instance's tags
+record the bundle it runs and its release settings (workers, access mode, domain, ACME e-mail): they
+are what the next `up` keeps when an option is left out, and their `:previous` copies what `rollback`
+returns to.
 """
 
 from __future__ import annotations
@@ -361,10 +362,17 @@ def _run_release(
             # The release script's own words: a refused release says why (scripts/rollout).
             said = [invocation.get(key) or "" for key in ("StandardOutputContent", "StandardErrorContent")]
             output = "\n".join(said).strip().splitlines()[-6:]
+            # A release script that failed put the release that served back; one cut off (a timeout,
+            # a cancel) may not have: its next run finishes that first.
+            after = (
+                "the release that served before still serves"
+                if status == "Failed"
+                else "what serves now is not known: `scripts/deploy status`, and the instance's release "
+                "script puts the release that served back at its next run"
+            )
             raise DeployError(
-                f"{what} on {instance_id} ended {status}: {' | '.join(output) or 'no output'}; the release "
-                "that served before still serves. Look at the instance through Session Manager (see "
-                "README), then run the command again"
+                f"{what} on {instance_id} ended {status}: {' | '.join(output) or 'no output'}; {after}. "
+                "Look at the instance through Session Manager (see README), then run the command again"
             )
         return status == "Success", status.lower()
 

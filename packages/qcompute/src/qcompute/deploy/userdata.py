@@ -88,7 +88,7 @@ class Release:
 
     workers: int
     access: str = DEFAULT_ACCESS
-    domain: str = ""  # empty: no proxy, the frontend publishes port 80 in plain HTTP
+    domain: str = ""  # empty: the proxy serves plain HTTP on port 80
     email: str = ""  # the ACME account's contact; only with a domain
 
     def __post_init__(self) -> None:
@@ -156,10 +156,27 @@ flock 9
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Run the release in $app/release (a fixed path: the proxy's Caddyfile is mounted from it) with its
-# own settings; on failure put the one that served back in place. $1: what --no-build adds, if any.
+# A run cut off in the middle (an instance stop, a Run Command timeout) left the release that served
+# beside the one it tried: put the directories back as they were before it; the next rollout brings
+# the containers in line.
+if [ -d "$app/release.served" ]; then
+  echo "release: an earlier rollout did not finish; the release that served before it is restored"
+  rm -rf "$app/release"
+  mv "$app/release.served" "$app/release"
+fi
+if [ -d "$app/release.undone" ]; then
+  echo "release: an earlier rollback did not finish; the release it rolled back from is restored"
+  if [ -d "$app/release" ]; then rm -rf "$app/release.previous"; mv "$app/release" "$app/release.previous"; fi
+  mv "$app/release.undone" "$app/release"
+fi
+
+# Run the release in $app/release with its own settings. The proxy's files go to $app/proxy first, a
+# directory that is never renamed or replaced (only its files are rewritten): Docker holds on to the
+# directory a running container mounted, whatever its path names later. $1: --no-build, if given.
 roll() {{
   cd "$app/release"
+  mkdir -p "$app/proxy"
+  cp -f services/proxy/* "$app/proxy/"
   local tag workers_of
   tag=$(sed -n 's/^IMAGE_TAG=//p' stack.env)
   workers_of=$(sed -n 's/^WORKERS=//p' stack.env)
@@ -193,6 +210,7 @@ if [ -n "$rollback" ]; then
   if ! roll --no-build; then
     mv "$app/release" "$app/release.previous"
     mv "$app/release.undone" "$app/release"
+    cp -f "$app/release/services/proxy/"* "$app/proxy/"
     echo "release: the rollback failed; the release that served still serves" >&2
     exit 1
   fi
@@ -217,7 +235,7 @@ secret=$(aws ssm get-parameter --name {q(names.secret_key_parameter)} --with-dec
   {{
     printf 'STACK_NAME=%s\\nAWS_REGION=%s\\nSECRET_KEY=%s\\n' {q(names.stack)} "$AWS_REGION" "$secret"
     printf 'ACCESS_MODE=%s\\nDOMAIN=%s\\nACME_EMAIL=%s\\n' "$access" "$domain" "$email"
-    printf 'IMAGE_TAG=%s\\nWORKERS=%s\\n' "$tag" "$workers"
+    printf 'IMAGE_TAG=%s\\nWORKERS=%s\\nPROXY_CONFIG_DIR=%s\\n' "$tag" "$workers" "$app/proxy"
   }} > "$work/release/stack.env"
 )
 
@@ -228,13 +246,22 @@ mv "$work/release" "$app/release.next"
 mv "$app/release.next" "$app/release"
 if ! roll; then
   rm -rf "$app/release"
-  [ -d "$app/release.served" ] && mv "$app/release.served" "$app/release"
+  if [ -d "$app/release.served" ]; then
+    mv "$app/release.served" "$app/release"
+    cp -f "$app/release/services/proxy/"* "$app/proxy/"
+  fi
   echo "release: refused $tag; the release that served still serves" >&2
   exit 1
 fi
+# The one that served becomes the previous release; not if it was this very release again (an `up`
+# repeated after its wait was cut short), or a rollback would have nowhere different to go.
 if [ -d "$app/release.served" ]; then
-  rm -rf "$app/release.previous"
-  mv "$app/release.served" "$app/release.previous"
+  if cmp -s "$app/release/stack.env" "$app/release.served/stack.env"; then
+    rm -rf "$app/release.served"
+  else
+    rm -rf "$app/release.previous"
+    mv "$app/release.served" "$app/release.previous"
+  fi
 fi
 prune
 echo "release: done"
@@ -261,8 +288,10 @@ def write_release_script(names: StackNames) -> str:
     """Shell lines that (re)write the release script; the quoted heredoc keeps it verbatim."""
     return (
         f"mkdir -p {APP_DIR}\n"
-        f"cat > {RELEASE_SCRIPT} <<'RELEASE'\n{release_script(names)}RELEASE\n"
-        f"chmod 700 {RELEASE_SCRIPT}\n"
+        # A new file moved into place: a run still reading the old one keeps reading the old one.
+        f"cat > {RELEASE_SCRIPT}.new <<'RELEASE'\n{release_script(names)}RELEASE\n"
+        f"chmod 700 {RELEASE_SCRIPT}.new\n"
+        f"mv -f {RELEASE_SCRIPT}.new {RELEASE_SCRIPT}\n"
     )
 
 
