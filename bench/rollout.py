@@ -15,13 +15,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import requests
+from harness.probe import Probe, probing
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLLED = ("frontend", "worker", "logger")
@@ -34,43 +32,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-class Probe:
-    """20 requests/s through the proxy, submissions and page views in turns; counts what failed."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.sent, self.failed = url, 0, 0
-        self._stop, self._lock = threading.Event(), threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _one(self, n: int) -> None:
-        try:
-            if n % 2:
-                ok = requests.get(f"{self.url}/", timeout=30).status_code < 400
-            else:
-                body = {"numbers": [n, 1], "operations": ["sum"]}
-                ok = requests.post(f"{self.url}/api/requests?wait=1", json=body, timeout=30).status_code < 400
-        except Exception:  # noqa: BLE001 - whatever went wrong counts as a failed request
-            ok = False
-        with self._lock:
-            self.sent += 1
-            self.failed += not ok
-
-    def _run(self) -> None:
-        with ThreadPoolExecutor(max_workers=64) as pool:
-            start, n = time.monotonic(), 0
-            while not self._stop.is_set():
-                pool.submit(self._one, n)
-                n += 1
-                time.sleep(max(0.0, start + n / 20 - time.monotonic()))
-
-    def __enter__(self) -> Probe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        time.sleep(2)
-        self._stop.set()
-        self._thread.join()
+def _probed(took: float, probe: Probe) -> str:
+    return f"{took:.0f} s, {len(probe.failures())} of {len(probe.answers)} probe requests failed"
 
 
 def main() -> int:
@@ -139,19 +102,16 @@ def main() -> int:
                 ("rollout with its build (cached layers)", "c", ()),
                 ("return to the previous images, no build (deploy rollback)", "a", ("--no-build",)),
             ):
-                with Probe(url) as probe:
+                with probing(url) as probe:
                     took = timed(label, lambda t=tag, o=options: run(rollout[0], *o, *rollout[1:], tag=t))
-                rows.append((label, f"{took:.0f} s, {probe.failed} of {probe.sent} probe requests failed"))
-            with Probe(url) as probe:
+                    time.sleep(2)
+                rows.append((label, _probed(took, probe)))
+            with probing(url) as probe:
                 took = timed(
                     "plain up -d", lambda: run(*compose, "up", "--detach", "--wait", "--no-build", tag="b")
                 )
-            rows.append(
-                (
-                    "for comparison: `docker compose up -d` over it",
-                    f"{took:.0f} s, {probe.failed} of {probe.sent} probe requests failed",
-                )
-            )
+                time.sleep(2)
+            rows.append(("for comparison: `docker compose up -d` over it", _probed(took, probe)))
         finally:
             run(*compose, "down", "--volumes", "--remove-orphans", tag="a")
     width = max(len(label) for label, _ in rows)
