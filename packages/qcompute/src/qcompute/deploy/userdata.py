@@ -170,13 +170,17 @@ if [ -d "$app/release.undone" ]; then
   mv "$app/release.undone" "$app/release"
 fi
 
-# Run the release in $app/release with its own settings. The proxy's files go to $app/proxy first, a
-# directory that is never renamed or replaced (only its files are rewritten): Docker holds on to the
-# directory a running container mounted, whatever its path names later. $1: --no-build, if given.
-roll() {{
-  cd "$app/release"
+# The proxy's files of the release in $app/release go to $app/proxy, a directory that is never renamed
+# or replaced (only its files are rewritten): Docker holds on to the directory a running container
+# mounted, whatever its path names later.
+proxy_files() {{
   mkdir -p "$app/proxy"
-  cp -f services/proxy/* "$app/proxy/"
+  cp -f "$app/release/services/proxy/"* "$app/proxy/"
+}}
+# Run the release in $app/release with its own settings. $1: --no-build, if given.
+roll() {{
+  proxy_files
+  cd "$app/release"
   local tag workers_of
   tag=$(sed -n 's/^IMAGE_TAG=//p' stack.env)
   workers_of=$(sed -n 's/^WORKERS=//p' stack.env)
@@ -210,7 +214,7 @@ if [ -n "$rollback" ]; then
   if ! roll --no-build; then
     mv "$app/release" "$app/release.previous"
     mv "$app/release.undone" "$app/release"
-    cp -f "$app/release/services/proxy/"* "$app/proxy/"
+    proxy_files
     echo "release: the rollback failed; the release that served still serves" >&2
     exit 1
   fi
@@ -248,7 +252,7 @@ if ! roll; then
   rm -rf "$app/release"
   if [ -d "$app/release.served" ]; then
     mv "$app/release.served" "$app/release"
-    cp -f "$app/release/services/proxy/"* "$app/proxy/"
+    proxy_files
   fi
   echo "release: refused $tag; the release that served still serves" >&2
   exit 1
