@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -27,6 +29,17 @@ MAX_WAIT_SECONDS = 30.0
 # clients ask again after Retry-After.
 WAITING_GETS_AT_ONCE = 8
 _waiting_gets = threading.BoundedSemaphore(WAITING_GETS_AT_ONCE)
+
+
+@contextmanager
+def waiting_slot(wait: float) -> Iterator[float]:
+    """The wait a GET may have: as asked while a waiting slot is free, else none (answer at once)."""
+    waiting = wait > 0 and _waiting_gets.acquire(blocking=False)
+    try:
+        yield wait if waiting else 0
+    finally:
+        if waiting:
+            _waiting_gets.release()
 
 
 def _submissions() -> Any:
@@ -100,14 +113,8 @@ def get_request(request_id: str) -> Any:
         as_text = _integers_as_text()
     except InputError as error:
         return _bad(error)
-    waiting = wait > 0 and _waiting_gets.acquire(blocking=False)
-    try:
-        lookup = _submissions().find(
-            request_id, auth.viewer(), with_numbers=with_numbers, wait=wait if waiting else 0
-        )
-    finally:
-        if waiting:
-            _waiting_gets.release()
+    with waiting_slot(wait) as granted:
+        lookup = _submissions().find(request_id, auth.viewer(), with_numbers=with_numbers, wait=granted)
     if lookup.outcome is not None:
         return jsonify(lookup.outcome.as_api(with_numbers=with_numbers, integers_as_text=as_text)), 200
     if lookup.status == "pending":

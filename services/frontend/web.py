@@ -7,15 +7,23 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from frontend import auth
+from frontend.api import waiting_slot
 from frontend.status import stack_status
 from qcompute.operations import OPERATIONS
 from qcompute.validation import InputError, parse_numbers_text, parse_operations
 
 blueprint = Blueprint("web", __name__)
 
-# Seconds between automatic refreshes of a page whose result is not back yet, and of the status page.
+# Seconds between refreshes of a page whose result is not back yet (without JavaScript: with it, the
+# page waits for its result by long polling) and of the status page.
 REFRESH_SECONDS = 2
 STATUS_REFRESH_SECONDS = 5
+# How long one long poll of a pending page waits. Long polling, not Server-Sent Events: each poll is a
+# bounded, ordinary GET that any frontend process or container can answer from the S3 log (through the
+# proxy, across rollouts), and it holds a gunicorn thread only while it waits, within the same bound
+# of waiting slots as the API's GET ?wait= (api.waiting_slot). An event stream would hold a thread for
+# as long as the page stays open.
+LIVE_WAIT_SECONDS = 20
 
 
 def _submissions() -> Any:
@@ -80,19 +88,32 @@ def _typed_or_uploaded() -> str:
 
 @blueprint.get("/requests/<request_id>")
 def result(request_id: str) -> Any:
+    """A request's page. `?wait=S` (up to LIVE_WAIT_SECONDS) holds a pending answer until the result is
+    there: the pending page's script asks so, and swaps the answer in without a reload (app.js)."""
     settings = current_app.config["SETTINGS"]
-    lookup = _submissions().find(request_id, auth.viewer(), with_numbers=True)
+    with waiting_slot(_live_wait()) as wait:
+        lookup = _submissions().find(request_id, auth.viewer(), with_numbers=True, wait=wait)
     if lookup.outcome is not None:
         return render_template(
             "result.html", outcome=lookup.outcome, permalink=url_for("web.result", request_id=request_id)
         )
     if lookup.status == "pending":
-        return render_template("pending.html", request_id=request_id, refresh=REFRESH_SECONDS), 202
+        page = render_template(
+            "pending.html", request_id=request_id, refresh=REFRESH_SECONDS, live_wait=LIVE_WAIT_SECONDS
+        )
+        return page, 202, {"Retry-After": "1"}
     if lookup.status == "expired":
         return render_template(
             "pending.html", request_id=request_id, expired=True, timeout=settings.pending_timeout_seconds
         ), 410
     return render_template("error.html", status=404, message="There is no request with this id."), 404
+
+
+def _live_wait() -> float:
+    try:
+        return min(max(float(request.args.get("wait", 0)), 0), LIVE_WAIT_SECONDS)
+    except ValueError:
+        return 0
 
 
 @blueprint.post("/requests/<request_id>/cancel")

@@ -13,3 +13,70 @@ for (const button of document.querySelectorAll("[data-check]")) {
     }
   });
 }
+
+// Pages that change by themselves mark their <main> with data-live (the URL to ask again):
+// - a pending result: a long poll (the URL has ?wait=) that the server holds until the result is
+//   there; its answer replaces the page in place, with focus on the new heading for screen readers;
+// - the status page (data-live-every seconds), while "Keep updating" is ticked.
+// Without JavaScript, both reload themselves through a <noscript> refresh instead.
+const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+async function swapMain(response, { focus }) {
+  const next = new DOMParser().parseFromString(await response.text(), "text/html");
+  const main = next.querySelector("main");
+  if (!main) return null;
+  document.title = next.title;
+  document.querySelector("main").replaceWith(main);
+  if (focus) {
+    const heading = main.querySelector("h1");
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+  return main;
+}
+
+async function awaitResult(main) {
+  while (main && main.dataset.live && !main.dataset.liveEvery) {
+    const asked = Date.now();
+    let response = null;
+    try {
+      response = await fetch(main.dataset.live, { headers: { Accept: "text/html" } });
+    } catch {
+      // The network or the proxy in the way: ask again shortly.
+    }
+    if (response && response.status === 202) {
+      // Still pending. A server with no free waiting slot answers at once: then wait as it says.
+      if (Date.now() - asked < 1000) await sleep(Number(response.headers.get("Retry-After")) || 1);
+      continue;
+    }
+    if (!response || response.status === 429 || response.status >= 500) {
+      await sleep(2);
+      continue;
+    }
+    main = await swapMain(response, { focus: true });
+  }
+}
+
+async function keepUpdating(main) {
+  for (;;) {
+    await sleep(Number(main.dataset.liveEvery));
+    const toggle = document.getElementById("live-updates");
+    if (toggle && !toggle.checked) continue;
+    try {
+      const response = await fetch(main.dataset.live, { headers: { Accept: "text/html" } });
+      if (response.ok) main = (await swapMain(response, { focus: false })) || main;
+    } catch {
+      // Shown again at the next round.
+    }
+    const control = main.querySelector(".live-control");
+    if (control) control.hidden = false;
+  }
+}
+
+const liveMain = document.querySelector("main[data-live]");
+if (liveMain && liveMain.dataset.liveEvery) {
+  liveMain.querySelector(".live-control").hidden = false;
+  keepUpdating(liveMain);
+} else if (liveMain) {
+  awaitResult(liveMain);
+}
