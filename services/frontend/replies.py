@@ -57,7 +57,6 @@ class Waiter:
     numbers: list[int]
     event: threading.Event = field(default_factory=threading.Event)
     reply: dict[str, Any] | None = None
-    received_at: str | None = None
 
 
 def reply_queue_name(names: StackNames) -> str:
@@ -90,7 +89,7 @@ class ReplyChannel:
         # Notified whenever a reply arrives or the process drains: wakes GETs waiting for a result.
         self._arrived = threading.Condition(self._lock)
         self._waiters: dict[str, Waiter] = {}
-        self._completed: OrderedDict[str, tuple[dict[str, Any], str]] = OrderedDict()
+        self._completed: OrderedDict[str, dict[str, Any]] = OrderedDict()
         # Requests sent from this process whose reply has not come: id -> when sent (monotonic).
         self._outstanding: OrderedDict[str, float] = OrderedDict()
         self._last_reply = time.monotonic()
@@ -223,7 +222,7 @@ class ReplyChannel:
             with self._lock:
                 self._waiters.pop(waiter.request_id, None)
                 if waiter.reply is not None:
-                    self._remember(waiter.reply, waiter.received_at or contract.utc_now())
+                    self._remember(waiter.reply)
 
     @property
     def draining(self) -> bool:
@@ -251,13 +250,13 @@ class ReplyChannel:
         with self._lock:
             self._outstanding.pop(request_id, None)
 
-    def completed(self, request_id: str) -> tuple[dict[str, Any], str] | None:
-        """A reply this process received (and when), if it still remembers it."""
+    def completed(self, request_id: str) -> dict[str, Any] | None:
+        """A reply this process received, if it still remembers it."""
         with self._lock:
             return self._completed.get(request_id)
 
-    def _remember(self, reply: dict[str, Any], received_at: str) -> None:
-        self._completed[reply["id"]] = (reply, received_at)
+    def _remember(self, reply: dict[str, Any]) -> None:
+        self._completed[reply["id"]] = reply
         self._completed.move_to_end(reply["id"])
         while len(self._completed) > COMPLETED_CACHE_SIZE:
             self._completed.popitem(last=False)
@@ -271,7 +270,6 @@ class ReplyChannel:
             del self._outstanding[request_id]
 
     def _deliver(self, body: str) -> None:
-        received_at = contract.utc_now()
         try:
             reply = contract.decode_result(body)
         except contract.MalformedMessage as error:
@@ -288,7 +286,7 @@ class ReplyChannel:
             waiter = self._waiters.get(request_id)
             if waiter is None:
                 # The request gave up waiting (it answered 202); keep the reply for a later GET.
-                self._remember(reply, received_at)
+                self._remember(reply)
                 log.info("reply_after_wait")
                 return
             if reply["correlation_id"] != waiter.correlation_id:
@@ -297,7 +295,7 @@ class ReplyChannel:
             if waiter.reply is not None:
                 log.info("reply_duplicate_ignored")  # a redelivery before the waiter woke up
                 return
-            waiter.reply, waiter.received_at = reply, received_at
+            waiter.reply = reply
             waiter.event.set()
 
     # --- the listener thread: replies only ----------------------------------------------------------------
