@@ -15,16 +15,18 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from frontend import api, auth, health, memory, openapi, web
+from frontend import api, auth, health, i18n, memory, openapi, web
 from frontend.limits import Limited, Limits
 from frontend.replies import ReplyChannel
 from frontend.settings import FrontendSettings
 from frontend.submissions import Overloaded, Submissions, Unavailable
 from qcompute import aws, contract, logs
 from qcompute.accounts import AccountStore
+from qcompute.messages import N_
 
 log = logs.get_logger("frontend")
 csrf = CSRFProtect()
@@ -92,6 +94,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(lambda: memory.reserve_if_large_body(request.content_length, request.method))
     app.teardown_request(memory.end_of_request)
     csrf.init_app(app)
+    i18n.init_app(app)
     csrf.exempt(api.blueprint)  # JSON only, no cookies: see api.py
     app.register_blueprint(web.blueprint)
     app.register_blueprint(api.blueprint)
@@ -123,19 +126,30 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> tuple[Any, int]:
+# What a page says for these statuses (werkzeug's own descriptions are English, and for programs).
+PAGE_MESSAGES = {
+    404: N_("There is no page at this address."),
+    405: N_("This address does not take that kind of request."),
+}
+
+
+def _error(status: int, code: str, message: str | Exception, field: str | None = None) -> tuple[Any, int]:
+    """The API's JSON error (English, for programs) or an error page in the visitor's language."""
     if _wants_json():
-        return jsonify(error={"code": code, "message": message, "field": field}), status
-    return render_template("error.html", status=status, message=message), status
+        return jsonify(error={"code": code, "message": str(message), "field": field}), status
+    text = i18n.localized(message) if isinstance(message, Exception) else gettext(message)
+    return render_template("error.html", status=status, message=text), status
 
 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_failed(error: CSRFError) -> Any:
         if request.endpoint == "auth.signin":
-            return auth.signin_page("the form expired or did not come from this site; sign in again", 400)
+            return auth.signin_page(
+                gettext("the form expired or did not come from this site; sign in again"), 400
+            )
         return web.form_page(
-            "the form expired or did not come from this site; check your input and submit again",
+            gettext("the form expired or did not come from this site; check your input and submit again"),
             field="form",
             status=400,
         )
@@ -143,46 +157,51 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(413)
     def too_large(error: HTTPException) -> Any:
         limit = app.config["MAX_CONTENT_LENGTH"]
-        message = f"the request body is larger than {limit:,} bytes; send fewer numbers"
+        message = N_("the request body is larger than %(limit)s bytes; send fewer numbers")
         if _wants_json():
-            return _error(413, "body_too_large", message, "body")
-        return web.form_page(message, field="numbers", status=413, keep_input=False)
+            return _error(413, "body_too_large", message % {"limit": f"{limit:,}"}, "body")
+        text = gettext(message, limit=i18n.number(limit))
+        return web.form_page(text, field="numbers", status=413, keep_input=False)
 
     @app.errorhandler(Unavailable)
     def unavailable(error: Unavailable) -> Any:
-        return _error(503, "unavailable", str(error))
+        return _error(503, "unavailable", error)
 
     @app.errorhandler(Limited)
     def limited(error: Limited) -> Any:
         retry = {"Retry-After": str(error.retry_after)}
         if _wants_json():
-            body, status = _error(429, "rate_limited", str(error))
+            body, status = _error(429, "rate_limited", error)
             return body, status, retry
         if request.endpoint == "auth.signin":
-            return (*auth.signin_page(str(error), 429), retry)
-        return (*web.form_page(str(error), field="form", status=429), retry)
+            return (*auth.signin_page(i18n.localized(error), 429), retry)
+        return (*web.form_page(i18n.localized(error), field="form", status=429), retry)
 
     @app.errorhandler(Overloaded)
     def overloaded(error: Overloaded) -> Any:
         retry = {"Retry-After": "30"}
         if _wants_json():
-            body, status = _error(503, "overloaded", str(error))
+            body, status = _error(503, "overloaded", error)
             return body, status, retry
-        return (*web.form_page(str(error), field="form", status=503), retry)
+        return (*web.form_page(i18n.localized(error), field="form", status=503), retry)
 
     @app.errorhandler(memory.Busy)
     def busy(error: memory.Busy) -> Any:
-        body, status = _error(503, "busy", str(error))
+        body, status = _error(503, "busy", error)
         return body, status, {"Retry-After": "5"}
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
-        return _error(error.code or 500, (error.name or "error").lower().replace(" ", "_"), error.description)
+        code = error.code or 500
+        name = (error.name or "error").lower().replace(" ", "_")
+        if _wants_json() or code not in PAGE_MESSAGES:
+            return _error(code, name, error.description or name)
+        return _error(code, name, PAGE_MESSAGES[code])
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Any:
         if isinstance(error, BotoCoreError | ClientError):
             log.error("aws_error", error=str(error))
-            return _error(503, "unavailable", "a backend service cannot be reached; please try again")
+            return _error(503, "unavailable", N_("a backend service cannot be reached; please try again"))
         log.exception("unhandled_error")
-        return _error(500, "internal", "something went wrong on our side; the error has been logged")
+        return _error(500, "internal", N_("something went wrong on our side; the error has been logged"))

@@ -21,12 +21,14 @@ from urllib.parse import urlsplit
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from frontend.limits import Limited, Quota
 from frontend.replies import Waiter
 from frontend.submissions import EVERYONE, Unavailable, Viewer
 from qcompute import accounts, logs
+from qcompute.messages import N_
 
 log = logs.get_logger("frontend")
 blueprint = Blueprint("auth", __name__)
@@ -42,7 +44,7 @@ PUBLIC_ENDPOINTS = {
     "openapi.document",
 }
 ADMIN_ENDPOINTS = {"web.status", "api.status"}
-WRONG = "wrong name or password"  # the same words whether or not the name exists
+WRONG = N_("wrong name or password")  # the same words whether or not the name exists
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,9 @@ class AccountsCache:
                 except (BotoCoreError, ClientError) as error:
                     log.error("accounts_unreadable", error=str(error))
                     if self.accounts is None:
-                        raise Unavailable("the accounts cannot be read; please try again shortly") from error
+                        raise Unavailable(
+                            N_("the accounts cannot be read; please try again shortly")
+                        ) from error
             return self.accounts
 
 
@@ -160,7 +164,9 @@ def require_user() -> Any:
     if request.endpoint in ADMIN_ENDPOINTS and not user.admin:
         if request.blueprint == "api":
             return {"error": {"code": "forbidden", "message": "for admins only"}}, 403
-        return render_template("error.html", status=403, message="This page is for admins only."), 403
+        return render_template(
+            "error.html", status=403, message=gettext("This page is for admins only.")
+        ), 403
     return None
 
 
@@ -213,7 +219,7 @@ def signin() -> Any:
     tried = f"name:{name}"
     failures, wait = limits().signin_failures(address)
     if failures >= settings.signin_failures_allowed:
-        raise Limited("too many failed sign-ins from this address; try again later", wait)
+        raise Limited(N_("too many failed sign-ins from this address; try again later"), wait)
     # Guessing gets slower with each failure, from this address or at this name.
     slow = max(failures, limits().signin_failures(tried)[0]) - settings.signin_failures_before_delay + 1
     if slow > 0:
@@ -222,7 +228,7 @@ def signin() -> Any:
     if not accounts.password_matches(account, password):
         limits().signin_failed(address, tried)
         log.info("signin_failed", address=request.remote_addr)  # never the name or the password tried
-        return signin_page(WRONG, 401)
+        return signin_page(gettext(WRONG), 401)
     session.clear()
     session.permanent = True
     session.update(

@@ -15,17 +15,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from qcompute.messages import N_, Explained
 
 WINDOW_SECONDS = 60.0
 # Failed sign-ins are counted over a longer window: a guesser cannot wait a minute and go on.
 SIGNIN_WINDOW_SECONDS = 900.0
 
 
-class Limited(Exception):
+class Limited(Explained):
     """Too much at once: answer 429 with Retry-After."""
 
-    def __init__(self, message: str, retry_after: float):
-        super().__init__(message)
+    def __init__(self, template: str, retry_after: float, **params: Any):
+        super().__init__(template, **params)
         self.retry_after = max(1, math.ceil(retry_after))
 
 
@@ -72,8 +75,18 @@ class Limits:
         db.execute("BEGIN IMMEDIATE")
         try:
             for kind, amount, limit, what in (
-                ("submissions", 1, quota.submissions_per_minute, "requests"),
-                ("integers", integers, quota.integers_per_minute, "integers"),
+                (
+                    "submissions",
+                    1,
+                    quota.submissions_per_minute,
+                    N_("at most %(limit)s requests a minute; try again in a moment"),
+                ),
+                (
+                    "integers",
+                    integers,
+                    quota.integers_per_minute,
+                    N_("at most %(limit)s integers a minute; try again in a moment"),
+                ),
             ):
                 used, oldest = self._used(db, f"{kind}:{who}", since)
                 if used + amount > limit:
@@ -82,7 +95,7 @@ class Limits:
                         if oldest is not None and amount <= limit
                         else WINDOW_SECONDS
                     )
-                    raise Limited(f"at most {limit:,} {what} a minute; try again in a moment", wait)
+                    raise Limited(what, wait, limit=limit)
             db.executemany(
                 "INSERT INTO hits VALUES (?, ?, ?)",
                 [(f"submissions:{who}", now, 1), (f"integers:{who}", now, integers)],

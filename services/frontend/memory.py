@@ -23,6 +23,7 @@ from typing import IO
 from flask import current_app, g
 
 from qcompute.logs import get_logger
+from qcompute.messages import N_, Explained
 
 log = get_logger(__name__)
 
@@ -31,7 +32,7 @@ LARGE_BYTES = 1024 * 1024
 POLL_SECONDS = 0.1
 
 
-class Busy(RuntimeError):
+class Busy(Explained):
     """Every large-request slot stayed taken for the whole wait: the client should try again."""
 
 
@@ -52,7 +53,9 @@ class LargeRequestSlots:
                 except BlockingIOError:
                     handle.close()
             if time.monotonic() > deadline:
-                raise Busy("the service is busy with other large requests; please try again in a few seconds")
+                raise Busy(
+                    N_("the service is busy with other large requests; please try again in a few seconds")
+                )
             time.sleep(POLL_SECONDS)
 
     @staticmethod

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from frontend.replies import HEARTBEAT_TAG
 from frontend.submissions import EVERYONE, Submissions, Unavailable
 from qcompute import aws
+from qcompute.messages import N_
 
 DEPTH_ATTRIBUTES = {
     "visible": "ApproximateNumberOfMessages",
@@ -74,7 +75,7 @@ def _read_status(submissions: Submissions) -> dict[str, Any]:
                 }
             )
     except (BotoCoreError, ClientError) as error:
-        raise Unavailable("the queues cannot be read; please try again shortly") from error
+        raise Unavailable(N_("the queues cannot be read; please try again shortly")) from error
     recent, _ = submissions.history(None, RECENT_RESULTS, EVERYONE)
     return {
         "stack": names.stack,

@@ -22,15 +22,16 @@ from frontend.replies import ReplyChannel, Waiter
 from frontend.settings import FrontendSettings
 from qcompute import aws, contract, payloads
 from qcompute.logs import get_logger
+from qcompute.messages import N_, Explained
 
 log = get_logger(__name__)
 
 
-class Unavailable(RuntimeError):
+class Unavailable(Explained):
     """AWS could not be reached (after botocore's retries): the user should try again shortly."""
 
 
-class Overloaded(RuntimeError):
+class Overloaded(Explained):
     """More requests wait in the request queue than MAX_BACKLOG: new ones must wait outside."""
 
 
@@ -162,12 +163,16 @@ class Submissions:
                     QueueUrl=self.requests_url, AttributeNames=["ApproximateNumberOfMessages"]
                 )["Attributes"]
             except (BotoCoreError, ClientError) as error:
-                raise Unavailable("the request queue cannot be reached; please try again shortly") from error
+                raise Unavailable(
+                    N_("the request queue cannot be reached; please try again shortly")
+                ) from error
             depth = int(attributes.get("ApproximateNumberOfMessages", 0))
             self.backlog = (depth, time.monotonic())
         if depth > self.settings.max_backlog:
             log.warning("backlog_full", depth=depth, limit=self.settings.max_backlog)
-            raise Overloaded(f"{depth:,} requests are waiting to be computed; please try again in a minute")
+            raise Overloaded(
+                N_("%(depth)s requests are waiting to be computed; please try again in a minute"), depth=depth
+            )
 
     def submit(self, numbers: list[int], operations: list[str], user: str = "") -> Waiter:
         """Send the request; the returned waiter is registered before the send, so no reply is missed.
@@ -197,7 +202,7 @@ class Submissions:
         except (BotoCoreError, ClientError) as error:
             self.channel.forget(waiter)
             log.error("submit_failed", error=str(error))
-            raise Unavailable("the request queue cannot be reached; please try again shortly") from error
+            raise Unavailable(N_("the request queue cannot be reached; please try again shortly")) from error
         log.info(
             "submitted",
             numbers=len(numbers),
@@ -211,7 +216,7 @@ class Submissions:
             payloads.put(self.clients.s3, self.clients.names.log_bucket, key, numbers)
         except (BotoCoreError, ClientError) as error:
             log.error("store_failed", key=key, error=str(error))
-            raise Unavailable("the request cannot be stored; please try again shortly") from error
+            raise Unavailable(N_("the request cannot be stored; please try again shortly")) from error
 
     def wait(self, waiter: Waiter, timeout: float) -> Outcome | None:
         if not self.channel.wait(waiter, timeout):
@@ -226,12 +231,12 @@ class Submissions:
         logger has already written it and cleaned the payload up)."""
         if "results_ref" not in record:
             return record
-        stored = self._get(record["results_ref"], "the results cannot be read")
+        stored = self._get(record["results_ref"], N_("the results cannot be read; please try again shortly"))
         if stored is not None:
             return {**record, "results": json.loads(stored)}
         logged = self._read_record(contract.log_key(record["id"]))
         if logged is None:
-            raise Unavailable("the results are being written; please try again shortly")
+            raise Unavailable(N_("the results are being written; please try again shortly"))
         return {**record, "results": logged["results"]}
 
     # --- finding results ----------------------------------------------------------------------------------
@@ -295,7 +300,7 @@ class Submissions:
                 ContentType="application/json",
             )
         except (BotoCoreError, ClientError) as error:
-            raise Unavailable("the cancellation cannot be stored; please try again shortly") from error
+            raise Unavailable(N_("the cancellation cannot be stored; please try again shortly")) from error
         log.info("cancel_requested", request_id=request_id)
         return "cancelling"
 
@@ -308,7 +313,7 @@ class Submissions:
         )
 
     def _read_record(self, key: str) -> dict[str, Any] | None:
-        stored = self._get(key, "the result log cannot be read")
+        stored = self._get(key, N_("the result log cannot be read; please try again shortly"))
         if stored is None:
             return None
         try:
@@ -328,9 +333,9 @@ class Submissions:
         except ClientError as error:
             if aws.error_code(error) in {"NoSuchKey", "404"}:
                 return None
-            raise Unavailable(f"{failure}; please try again shortly") from error
+            raise Unavailable(failure) from error
         except BotoCoreError as error:
-            raise Unavailable(f"{failure}; please try again shortly") from error
+            raise Unavailable(failure) from error
 
     # --- history ------------------------------------------------------------------------------------------
 
@@ -348,7 +353,7 @@ class Submissions:
             keys = list(islice(self._keys_newest_first(prefix, before_key), limit + 1))
             summaries = list(self.pool.map(self._summary, keys[:limit]))
         except (BotoCoreError, ClientError) as error:
-            raise Unavailable("the result log cannot be read; please try again shortly") from error
+            raise Unavailable(N_("the result log cannot be read; please try again shortly")) from error
         entries = []
         for key, summary in zip(keys[:limit], summaries, strict=True):
             request_id = key.rsplit("/", 1)[-1].removesuffix(".json")

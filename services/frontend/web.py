@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from frontend import auth
 from frontend.api import waiting_slot
+from frontend.i18n import localized
 from frontend.status import stack_status
+from qcompute.messages import N_
 from qcompute.operations import OPERATIONS
 from qcompute.validation import InputError, parse_numbers_text, parse_operations
 
@@ -59,7 +62,7 @@ def submit() -> Any:
         operations = parse_operations(request.form.getlist("operations"))
         waiter = auth.submit(numbers, operations)
     except InputError as error:
-        return form_page(error.message, field=error.field, status=400)
+        return form_page(localized(error), field=error.field, status=400)
     outcome = _submissions().wait(waiter, settings.reply_wait_seconds)
     permalink = url_for("web.result", request_id=waiter.request_id)
     if outcome is None:
@@ -76,13 +79,16 @@ def _typed_or_uploaded() -> str:
     if upload is None or not upload.filename:
         return typed
     if typed.strip():
-        raise InputError("two_inputs", "type the integers or upload a file, not both", "numbers")
+        raise InputError("two_inputs", N_("type the integers or upload a file, not both"), "numbers")
     try:
         # utf-8-sig: spreadsheets often start their CSV files with a byte-order mark.
         return upload.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(
-            "invalid_file", f"{upload.filename!r} is not a text file (UTF-8 expected)", "numbers"
+            "invalid_file",
+            N_("%(file)s is not a text file (UTF-8 expected)"),
+            "numbers",
+            file=repr(upload.filename),
         ) from None
 
 
@@ -106,7 +112,9 @@ def result(request_id: str) -> Any:
         return render_template(
             "pending.html", request_id=request_id, expired=True, timeout=settings.pending_timeout_seconds
         ), 410
-    return render_template("error.html", status=404, message="There is no request with this id."), 404
+    return render_template(
+        "error.html", status=404, message=gettext("There is no request with this id.")
+    ), 404
 
 
 def _live_wait() -> float:
@@ -121,7 +129,9 @@ def cancel(request_id: str) -> Any:
     """The pending page's Cancel button (a form, with its CSRF token): back to the request's page,
     which shows it cancelled once the worker has skipped it."""
     if _submissions().cancel(request_id, auth.viewer()) == "unknown":
-        return render_template("error.html", status=404, message="There is no request with this id."), 404
+        return render_template(
+            "error.html", status=404, message=gettext("There is no request with this id.")
+        ), 404
     return redirect(url_for("web.result", request_id=request_id), 303)
 
 

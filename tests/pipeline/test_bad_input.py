@@ -33,7 +33,7 @@ FORM_CASES = [
     ("1 2", ["sum", "cube"], "operations", "unknown operation &#39;cube&#39;"),
     (str(10**18 + 1), ["sum"], "numbers", "(number 1) is too large"),
     (str(-(10**18) - 1), ["sum"], "numbers", "(number 1) is too large"),
-    (" ".join(["1"] * 10_001), ["sum"], "numbers", "10001 numbers given; at most 10000 are allowed"),
+    (" ".join(["1"] * 10_001), ["sum"], "numbers", "10,001 numbers given; at most 10,000 are allowed"),
 ]
 
 

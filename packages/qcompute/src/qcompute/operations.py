@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from qcompute.messages import N_
+
 Number = int | float
 Value = Number | list[int]
 
@@ -127,19 +129,21 @@ def standard_deviation(numbers: Sequence[int]) -> Number:
 OPERATIONS: dict[str, Operation] = {
     operation.name: operation
     for operation in (
-        Operation("sum", "Sum", sum),
-        Operation("product", "Product", product, result_bits=product_bits),
-        Operation("min", "Minimum", min),
-        Operation("max", "Maximum", max),
-        Operation("range", "Range", lambda numbers: max(numbers) - min(numbers)),
-        Operation("count", "Count", len),
-        Operation("mean", "Mean", mean),
-        Operation("median", "Median", median),
-        Operation("mode", "Mode", modes),
-        Operation("variance", "Variance (population)", variance),
-        Operation("stdev", "Standard deviation (population)", standard_deviation),
-        Operation("sorted", "Sorted", sorted),
-        Operation("gcd", "Greatest common divisor", lambda numbers: math.gcd(*numbers)),
-        Operation("lcm", "Least common multiple", lambda numbers: math.lcm(*numbers), result_bits=lcm_bits),
+        Operation("sum", N_("Sum"), sum),
+        Operation("product", N_("Product"), product, result_bits=product_bits),
+        Operation("min", N_("Minimum"), min),
+        Operation("max", N_("Maximum"), max),
+        Operation("range", N_("Range"), lambda numbers: max(numbers) - min(numbers)),
+        Operation("count", N_("Count"), len),
+        Operation("mean", N_("Mean"), mean),
+        Operation("median", N_("Median"), median),
+        Operation("mode", N_("Mode"), modes),
+        Operation("variance", N_("Variance (population)"), variance),
+        Operation("stdev", N_("Standard deviation (population)"), standard_deviation),
+        Operation("sorted", N_("Sorted"), sorted),
+        Operation("gcd", N_("Greatest common divisor"), lambda numbers: math.gcd(*numbers)),
+        Operation(
+            "lcm", N_("Least common multiple"), lambda numbers: math.lcm(*numbers), result_bits=lcm_bits
+        ),
     )
 }

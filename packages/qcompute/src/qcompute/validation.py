@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Any
 
+from qcompute.messages import N_, Explained
 from qcompute.operations import OPERATIONS
 from qcompute.settings import Limits
 
@@ -20,16 +21,18 @@ INTEGER_TOKEN = re.compile(r"[+-]?[0-9]+")
 FORM_SEPARATORS = re.compile(r"[\s,]+")
 
 
-@dataclass(frozen=True)
-class InputError(Exception):
-    """Bad input, with a machine-readable code, a sentence for people and the field it concerns."""
+class InputError(Explained):
+    """Bad input, with a machine-readable code, a sentence for people (see qcompute.messages) and the
+    field it concerns."""
 
-    code: str
-    message: str
-    field: str
+    def __init__(self, code: str, template: str, field: str, **params: Any) -> None:
+        super().__init__(template, **params)
+        self.code = code
+        self.field = field
 
-    def __str__(self) -> str:
-        return self.message
+    @property
+    def message(self) -> str:
+        return str(self)
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message, "field": self.field}
@@ -56,8 +59,10 @@ def _integer_from_text(token: str, position: int, limits: Limits) -> int:
     if not INTEGER_TOKEN.fullmatch(token):
         raise InputError(
             "invalid_number",
-            f"{_shown(token)} (number {position}) is not an integer; use whole numbers like 42 or -7",
+            N_("%(token)s (number %(position)s) is not an integer; use whole numbers like 42 or -7"),
             "numbers",
+            token=_shown(token),
+            position=position,
         )
     digits = token.lstrip("+-").lstrip("0")
     if len(digits) > len(str(limits.max_abs_number)):
@@ -74,20 +79,24 @@ def _checked(value: int, token: str, position: int, limits: Limits) -> int:
 def _too_large(token: str, position: int, limits: Limits) -> InputError:
     return InputError(
         "number_too_large",
-        f"{_shown(token)} (number {position}) is too large; numbers must be between "
-        f"-{limits.max_abs_number} and {limits.max_abs_number}",
+        N_("%(token)s (number %(position)s) is too large; numbers must be between -%(limit)s and %(limit)s"),
         "numbers",
+        token=_shown(token),
+        position=position,
+        limit=limits.max_abs_number,
     )
 
 
 def _check_count(count: int, limits: Limits) -> None:
     if count == 0:
-        raise InputError("empty", "enter at least one integer", "numbers")
+        raise InputError("empty", N_("enter at least one integer"), "numbers")
     if count > limits.max_numbers:
         raise InputError(
             "too_many_numbers",
-            f"{count} numbers given; at most {limits.max_numbers} are allowed",
+            N_("%(count)s numbers given; at most %(limit)s are allowed"),
             "numbers",
+            count=count,
+            limit=limits.max_numbers,
         )
 
 
@@ -101,7 +110,7 @@ def parse_numbers_text(text: str, limits: Limits) -> list[int]:
 def parse_numbers(values: object, limits: Limits) -> list[int]:
     """Integers from JSON: numbers, or decimal strings for clients that cannot send big numbers."""
     if not isinstance(values, list):
-        raise InputError("invalid_field", "numbers must be a list of integers", "numbers")
+        raise InputError("invalid_field", N_("numbers must be a list of integers"), "numbers")
     _check_count(len(values), limits)
     numbers = []
     for position, value in enumerate(values, 1):
@@ -110,13 +119,23 @@ def parse_numbers(values: object, limits: Limits) -> list[int]:
         elif isinstance(value, int) and not isinstance(value, bool):
             numbers.append(_checked(value, str(value), position, limits))
         else:
-            kind = {bool: "a boolean", float: "not a whole number", type(None): "null"}.get(
-                type(value), f"a {type(value).__name__}"
+            template = {
+                bool: N_('%(token)s (number %(position)s) is a boolean; give integers like 42 or "42"'),
+                float: N_(
+                    '%(token)s (number %(position)s) is not a whole number; give integers like 42 or "42"'
+                ),
+                type(None): N_('%(token)s (number %(position)s) is null; give integers like 42 or "42"'),
+            }.get(
+                type(value),
+                N_('%(token)s (number %(position)s) is a %(type)s; give integers like 42 or "42"'),
             )
             raise InputError(
                 "invalid_number",
-                f'{_shown(str(value))} (number {position}) is {kind}; give integers like 42 or "42"',
+                template,
                 "numbers",
+                token=_shown(str(value)),
+                position=position,
+                type=type(value).__name__,
             )
     return numbers
 
@@ -126,20 +145,25 @@ def parse_operations(values: object) -> list[str]:
     if values is None:
         return list(OPERATIONS)
     if not isinstance(values, list) or not all(isinstance(name, str) for name in values):
-        raise InputError("invalid_field", "operations must be a list of operation names", "operations")
+        raise InputError("invalid_field", N_("operations must be a list of operation names"), "operations")
     if not values:
-        raise InputError("no_operations", "choose at least one operation", "operations")
+        raise InputError("no_operations", N_("choose at least one operation"), "operations")
     unknown = [name for name in values if name not in OPERATIONS]
     if unknown:
         raise InputError(
             "unknown_operation",
-            f"unknown operation {_shown(unknown[0])}; choose from {', '.join(OPERATIONS)}",
+            N_("unknown operation %(name)s; choose from %(names)s"),
             "operations",
+            name=_shown(unknown[0]),
+            names=", ".join(OPERATIONS),
         )
     duplicates = sorted(name for name, count in Counter(values).items() if count > 1)
     if duplicates:
         raise InputError(
-            "duplicate_operation", f"operation {duplicates[0]!r} is listed more than once", "operations"
+            "duplicate_operation",
+            N_("operation %(name)s is listed more than once"),
+            "operations",
+            name=repr(duplicates[0]),
         )
     return list(values)
 
@@ -147,16 +171,18 @@ def parse_operations(values: object) -> list[str]:
 def check_fields(document: object, allowed: Iterable[str], required: Iterable[str]) -> dict:
     """A JSON object holding only the allowed fields and every required one."""
     if not isinstance(document, dict):
-        raise InputError("invalid_body", "the body must be a JSON object", "body")
+        raise InputError("invalid_body", N_("the body must be a JSON object"), "body")
     allowed = set(allowed)
     extra = sorted(set(document) - allowed)
     if extra:
         raise InputError(
             "unknown_field",
-            f"unknown field {_shown(extra[0])}; allowed fields are {', '.join(sorted(allowed))}",
+            N_("unknown field %(name)s; allowed fields are %(names)s"),
             extra[0],
+            name=_shown(extra[0]),
+            names=", ".join(sorted(allowed)),
         )
     for name in required:
         if name not in document:
-            raise InputError("missing_field", f"{name} is required", name)
+            raise InputError("missing_field", N_("%(name)s is required"), name, name=name)
     return document

@@ -1,0 +1,103 @@
+"""The page in English and French (Flask-Babel): the language, its number and time formats, and
+errors told in it.
+
+The language is the one the visitor chose with the switch in the header (a cookie), else the best
+match of the browser's Accept-Language, else English. The JSON API stays in English: its messages
+are for programs, which read the codes. Translations live in translations/<language>/LC_MESSAGES
+(messages.po, compiled to messages.mo; tests/shared/test_translations.py checks both are complete
+and current).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Flask, Response, redirect, request
+from flask_babel import Babel, format_datetime, format_decimal, format_timedelta, get_locale, gettext
+from markupsafe import Markup, escape
+
+from qcompute import contract
+
+LANGUAGES = {"en": "English", "fr": "Français"}
+DEFAULT_LANGUAGE = "en"
+LANGUAGE_COOKIE = "qcompute_language"
+LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+
+blueprint = Blueprint("i18n", __name__)
+
+
+def chosen_language() -> str:
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE
+
+
+def init_app(app: Flask) -> None:
+    Babel(app, locale_selector=chosen_language)
+    app.register_blueprint(blueprint)
+    app.jinja_env.filters.update(number=number, milliseconds=milliseconds, when=when)
+    app.after_request(_vary)
+
+    @app.context_processor
+    def language() -> dict[str, Any]:
+        return {"languages": LANGUAGES, "language": str(get_locale())}
+
+
+@blueprint.get("/language/<code>")
+def switch(code: str) -> Any:
+    """The header's switch: remember the choice and go back to the page it was made on."""
+    back = request.args.get("next", "/")
+    # Only a path of this site: never a way to send someone elsewhere (//host or a scheme).
+    if not back.startswith("/") or back.startswith("//") or "\\" in back:
+        back = "/"
+    response = redirect(back, 303)
+    if code in LANGUAGES:
+        secure = bool(request.environ.get("wsgi.url_scheme") == "https")
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            code,
+            max_age=LANGUAGE_COOKIE_SECONDS,
+            samesite="Lax",
+            secure=secure,
+            httponly=True,
+        )
+    return response
+
+
+def _vary(response: Response) -> Response:
+    # A page's words depend on these headers: a shared cache must not give one visitor another's.
+    if response.mimetype == "text/html":
+        response.vary.update(("Accept-Language", "Cookie"))
+    return response
+
+
+def localized(error: Exception) -> str:
+    """An error's sentence in the page's language (see qcompute.messages), its numbers formatted."""
+    template = getattr(error, "template", None)
+    if template is None:
+        return gettext(str(error))
+    params = {
+        name: number(value) if isinstance(value, int) else value for name, value in error.params.items()
+    }
+    return gettext(template, **params)
+
+
+def number(value: Any) -> str:
+    """A count or limit with the language's digit grouping (exact results are never grouped)."""
+    return format_decimal(value) if isinstance(value, int | float) else str(value)
+
+
+def milliseconds(value: float) -> str:
+    return gettext("%(ms)s ms", ms=format_decimal(value, format="#,##0.##"))
+
+
+def when(timestamp: str, now: datetime | None = None) -> Markup:
+    """A moment as people say it ("2 minutes ago"), the full time on hover; app.js rewrites both in
+    the viewer's own time zone and keeps "ago" current."""
+    moment = contract.parse_time(timestamp)
+    ago = moment - (now or datetime.now(UTC))
+    full = format_datetime(moment, "medium", rebase=False) + " UTC"
+    text = format_timedelta(ago, add_direction=True, threshold=0.9)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(escape(timestamp), full, text)
