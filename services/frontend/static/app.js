@@ -80,3 +80,26 @@ if (liveMain && liveMain.dataset.liveEvery) {
 } else if (liveMain) {
   awaitResult(liveMain);
 }
+
+// Times: the server writes them in UTC and as "2 minutes ago" in the page's language; here the full
+// time on hover becomes the viewer's own time zone, and "ago" stays current while the page is open.
+const language = document.documentElement.lang || "en";
+const fullTime = new Intl.DateTimeFormat(language, { dateStyle: "medium", timeStyle: "long" });
+const relative = new Intl.RelativeTimeFormat(language, { numeric: "auto" });
+const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+
+function showTimes() {
+  for (const time of document.querySelectorAll("time[datetime]")) {
+    const moment = new Date(time.dateTime);
+    if (Number.isNaN(moment.getTime())) continue;
+    time.title = fullTime.format(moment);
+    const seconds = (moment.getTime() - Date.now()) / 1000;
+    const [unit, size] = units.find(([, size]) => Math.abs(seconds) >= size) || units[units.length - 1];
+    const text = relative.format(Math.round(seconds / size), unit);
+    // Only on change: this runs on every change of the page (the observer below), its own included.
+    if (time.textContent !== text) time.textContent = text;
+  }
+}
+showTimes();
+setInterval(showTimes, 30_000);
+new MutationObserver(showTimes).observe(document.body, { childList: true, subtree: true });
