@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from qcompute import aws, contract
 from qcompute.logs import REPLIES_STALLED, get_logger
+from qcompute.messages import N_, Sentence
 from qcompute.names import StackNames
 from qcompute.provision import reply_queues
 
@@ -184,11 +185,24 @@ class ReplyChannel:
         stalled = outstanding > 0 and waited > self.stall_seconds and silent > self.stall_seconds
         problems = []
         if failing > self.stall_seconds / 2:
-            problems.append(f"receiving replies has failed for {failing:.0f} s: {self._receive_error}")
+            problems.append(
+                Sentence(
+                    N_("receiving replies has failed for %(seconds)s s: %(error)s"),
+                    seconds=round(failing),
+                    error=self._receive_error,
+                )
+            )
         if stalled:
             problems.append(
-                f"replies have stalled: {outstanding} request(s) waiting, the oldest for {waited:.0f} s, "
-                f"no reply for {silent:.0f} s"
+                Sentence(
+                    N_(
+                        "replies have stalled: %(count)s request(s) waiting, the oldest for %(waited)s s, "
+                        "no reply for %(silent)s s"
+                    ),
+                    count=outstanding,
+                    waited=round(waited),
+                    silent=round(silent),
+                )
             )
         return {
             "ok": not problems,

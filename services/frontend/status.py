@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from frontend.replies import HEARTBEAT_TAG
 from frontend.submissions import EVERYONE, Submissions, Unavailable
 from qcompute import aws
-from qcompute.messages import N_
+from qcompute.messages import N_, Sentence
 
 DEPTH_ATTRIBUTES = {
     "visible": "ApproximateNumberOfMessages",
@@ -48,10 +48,10 @@ def _read_status(submissions: Submissions) -> dict[str, Any]:
     clients, names = submissions.clients, submissions.clients.names
     sqs = clients.sqs
     fixed = [
-        ("requests", names.requests_queue),
-        ("requests dead letters", names.requests_dlq),
-        ("logs", names.log_queue),
-        ("logs dead letters", names.log_dlq),
+        (N_("requests"), names.requests_queue),
+        (N_("requests dead letters"), names.requests_dlq),
+        (N_("logs"), names.log_queue),
+        (N_("logs dead letters"), names.log_dlq),
     ]
     now = time.time()
     try:
@@ -96,7 +96,11 @@ def _health(submissions: Submissions, queues: list[dict[str, Any]]) -> dict[str,
     }
     problems = list(replies["problems"])
     problems += [
-        f"{count} message(s) in {role} waiting to be tried again" for role, count in retrying.items()
+        Sentence(N_("%(count)s message(s) in %(queue)s waiting to be tried again"), count=count, queue=role)
+        for role, count in retrying.items()
     ]
-    problems += [f"{count} message(s) in {role}" for role, count in dead.items()]
+    problems += [
+        Sentence(N_("%(count)s message(s) in %(queue)s"), count=count, queue=role)
+        for role, count in dead.items()
+    ]
     return {"ok": not problems, "problems": problems, "replies": replies}

@@ -23,3 +23,16 @@ class Explained(Exception):
         self.template = template
         self.params = params
         super().__init__(template % params if params else template)
+
+
+class Sentence(str):
+    """An English sentence (a plain `str` to JSON and logs) that keeps its template and values, so a
+    page can say it in another language, as it does an `Explained` error's."""
+
+    template: str
+    params: dict[str, Any]
+
+    def __new__(cls, template: str, **params: Any) -> Sentence:
+        sentence = super().__new__(cls, template % params if params else template)
+        sentence.template, sentence.params = template, params
+        return sentence
