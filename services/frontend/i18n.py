@@ -37,7 +37,7 @@ def chosen_language() -> str:
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=chosen_language)
     app.register_blueprint(blueprint)
-    app.jinja_env.filters.update(number=number, milliseconds=milliseconds, when=when)
+    app.jinja_env.filters.update(number=number, milliseconds=milliseconds, when=when, localized=localized)
     app.after_request(_vary)
 
     @app.context_processor
@@ -73,15 +73,20 @@ def _vary(response: Response) -> Response:
     return response
 
 
-def localized(error: Exception) -> str:
-    """An error's sentence in the page's language (see qcompute.messages), its numbers formatted."""
+def localized(error: Exception | str) -> str:
+    """An error's (or a `Sentence`'s) words in the page's language (see qcompute.messages)."""
     template = getattr(error, "template", None)
     if template is None:
         return gettext(str(error))
-    params = {
-        name: number(value) if isinstance(value, int) else value for name, value in error.params.items()
-    }
-    return gettext(template, **params)
+    return gettext(template, **{name: _value(value) for name, value in error.params.items()})
+
+
+def _value(value: Any) -> str:
+    """A sentence's value as the page shows it: numbers grouped, names of things (a queue's role, an
+    operation) translated when the catalogue has them, anything else (what a person typed) as it is."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return number(value)
+    return gettext(value) if isinstance(value, str) else str(value)
 
 
 def number(value: Any) -> str:
