@@ -86,7 +86,8 @@ def _value(value: Any) -> str:
     operation) translated when the catalogue has them, anything else (what a person typed) as it is."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return number(value)
-    return gettext(value) if isinstance(value, str) else str(value)
+    # Never gettext(""): that is the catalogue's header.
+    return gettext(value) if isinstance(value, str) and value else str(value)
 
 
 def number(value: Any) -> str:
