@@ -32,10 +32,6 @@ PASSWORDS = {"alice": "alice-password-123", "root": "root-password-8901"}
 # The history shows this many entries a page, so that a few requests make a page 2.
 HISTORY_PAGE_SIZE = 3
 
-# The pages that still refresh with <meta http-equiv="refresh">, which axe calls critical.
-# TODO lead: remove once the pages refresh by script
-REFRESHING = frozenset({"meta-refresh"})
-
 # Links and buttons of the header that are not shown, lie outside the viewport or are covered.
 NAVIGATION_PROBLEMS = """() => {
   const width = document.documentElement.clientWidth;
@@ -77,11 +73,10 @@ UNSEEN_FOCUS = """() => {
 
 @dataclass(frozen=True)
 class Visit:
-    """A page: how a fresh browser context arrives at it, and the axe rules it may still break."""
+    """A page: how a fresh browser context arrives at it."""
 
     name: str
     arrive: Callable[[Any], Any]
-    allowed_axe_rules: frozenset[str] = frozenset()
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -110,7 +105,7 @@ def test_every_page_fits_a_phone_and_passes_axe(language, stack, run, chromium, 
             Visit("form", _goto(front.url + "/", "#numbers")),
             Visit("form-error", _submit_form(front.url, "1 2 three 4", "#numbers-error")),
             Visit("form-no-operation", _submit_form(front.url, "1 2 3", "#operations-error", untick=True)),
-            Visit("pending", _goto(f"{front.url}/requests/{pending}", "#cancel"), REFRESHING),
+            Visit("pending", _goto(f"{front.url}/requests/{pending}", "#cancel")),
             Visit("expired", _goto(f"{expiring.url}/requests/{pending}", "#status.error")),
         ],
     )
@@ -137,14 +132,14 @@ def test_every_page_fits_a_phone_and_passes_axe(language, stack, run, chromium, 
             Visit("cancelled", _goto(f"{front.url}/requests/{cancelled}", "#request-error")),
             Visit("history", _goto(front.url + "/history", "#older")),
             Visit("history-older", _older(front.url)),
-            Visit("status", _goto(front.url + "/status", "#queues"), REFRESHING),
+            Visit("status", _goto(front.url + "/status", "#queues")),
             Visit("not-found", _goto(f"{front.url}/requests/{unknown}", "p.error")),
             Visit("signin", _goto(accounts.url + "/signin", "#sign-in")),
             Visit("signin-error", _signed_in(accounts.url, "alice", "/", "#signin-error", password="wrong")),
             Visit("user-form", _signed_in(accounts.url, "alice", "/", "#numbers")),
             Visit("user-history", _signed_in(accounts.url, "alice", "/history", "#history-empty")),
             Visit("admin-history", _signed_in(accounts.url, "root", "/history", "#history")),
-            Visit("admin-status", _signed_in(accounts.url, "root", "/status", "#queues"), REFRESHING),
+            Visit("admin-status", _signed_in(accounts.url, "root", "/status", "#queues")),
         ],
     )
     assert problems == [], "\n".join(problems)
@@ -209,25 +204,21 @@ def _visit_all(browser: Any, language: str, folder: Path, visits: list[Visit]) -
                 )
                 visit.arrive(page)
                 page.screenshot(path=folder / f"{where}.png", full_page=True)
-                seen += _page_problems(page, visit.allowed_axe_rules)
+                seen += _page_problems(page)
                 problems += [f"{where}: {problem}" for problem in seen]
             finally:
                 context.close()
     return problems
 
 
-def _page_problems(page: Any, allowed_axe_rules: frozenset[str]) -> list[str]:
+def _page_problems(page: Any) -> list[str]:
     problems = []
     overflow = horizontal_overflow(page)
     if overflow > 0:
         problems.append(f"the page is {overflow} px wider than the viewport")
     problems += page.evaluate(SIDEWAYS_BOXES)
     problems += [f"navigation: {problem}" for problem in page.evaluate(NAVIGATION_PROBLEMS)]
-    problems += [
-        f"axe {finding}"
-        for finding in accessibility_violations(page)
-        if not any(f": {rule} (" in finding for rule in allowed_axe_rules)
-    ]
+    problems += [f"axe {finding}" for finding in accessibility_violations(page)]
     return problems
 
 
