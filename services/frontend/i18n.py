@@ -10,6 +10,7 @@ and current).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +19,13 @@ from flask_babel import Babel, format_datetime, format_decimal, format_timedelta
 from markupsafe import Markup, escape
 
 from qcompute import contract
+from qcompute.messages import N_
 
 LANGUAGES = {"en": "English", "fr": "Français"}
 DEFAULT_LANGUAGE = "en"
 LANGUAGE_COOKIE = "qcompute_language"
 LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+PLACEHOLDERS = re.compile(r"%\((\w+)\)s")
 
 blueprint = Blueprint("i18n", __name__)
 
@@ -37,7 +40,13 @@ def chosen_language() -> str:
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=chosen_language)
     app.register_blueprint(blueprint)
-    app.jinja_env.filters.update(number=number, milliseconds=milliseconds, when=when, localized=localized)
+    app.jinja_env.filters.update(
+        number=number,
+        milliseconds=milliseconds,
+        when=when,
+        localized=localized,
+        recorded_error=recorded_error,
+    )
     app.after_request(_vary)
 
     @app.context_processor
@@ -88,6 +97,24 @@ def _value(value: Any) -> str:
         return number(value)
     # Never gettext(""): that is the catalogue's header.
     return gettext(value) if isinstance(value, str) and value else str(value)
+
+
+# A result's errors, as the worker recorded them (in English, in the log for good), by their code.
+RECORDED_ERRORS = {
+    "cancelled": N_("cancelled before it was computed"),
+    "result_too_large": N_("this result could have up to %(digits)s digits; at most %(limit)s are computed"),
+}
+# The words of a request's status in the history.
+STATUS_WORDS = (N_("done"), N_("error"), N_("cancelled"))
+
+
+def recorded_error(error: dict[str, Any]) -> str:
+    """A recorded error in the page's language when its code is known, else as the worker wrote it."""
+    template = RECORDED_ERRORS.get(error.get("code", ""))
+    values = {name: error.get(name) for name in PLACEHOLDERS.findall(template or "")}
+    if template is None or None in values.values():
+        return error.get("message", "")
+    return gettext(template, **{name: _value(value) for name, value in values.items()})
 
 
 def number(value: Any) -> str:

@@ -74,6 +74,14 @@ SCHEMAS: dict[str, Any] = {
             "code": {"type": "string"},
             "message": {"type": "string"},
             "field": {"type": ["string", "null"]},
+            "digits": {
+                "type": "integer",
+                "description": "result_too_large: the digits the result could have",
+            },
+            "limit": {
+                "type": "integer",
+                "description": "result_too_large: the digits a worker computes at most",
+            },
         },
     },
     "Error": {

@@ -38,6 +38,9 @@ def compute(numbers: list[int], operations: list[str], max_result_digits: int) -
                     "message": f"the {name} could have up to {digits:,} digits; at most "
                     f"{max_result_digits:,} are computed",
                     "field": name,
+                    # The values of the sentence, so that a page can say it in its own language.
+                    "digits": digits,
+                    "limit": max_result_digits,
                 }
                 continue
         try:

@@ -25,7 +25,7 @@ from qcompute.accounts import AccountStore
 pytestmark = pytest.mark.integration
 
 # The languages the pages are checked in: each is the browser's locale (Accept-Language) for a visit.
-LANGUAGES = ["en"]
+LANGUAGES = ["en", "fr"]
 DESKTOP_VIEWPORT = {"width": 1100, "height": 800}
 WIDTHS = {"desktop": DESKTOP_VIEWPORT, "phone": PHONE_VIEWPORT}
 PASSWORDS = {"alice": "alice-password-123", "root": "root-password-8901"}

@@ -148,7 +148,7 @@ def test_result_page_shows_input_results_and_timings(pipeline) -> None:
     # One "total" for the request: the API's answer (from the submitting process's reply), the result
     # page served by another process (from the log) and the history (from the log's metadata).
     total = document["timings"]["total_ms"]
-    assert f'id="timing-total">{total} ms<' in html
+    assert f'id="timing-total">{total:,} ms<' in html
     history = requests.get(f"{pipeline.url}/api/history", timeout=30).json()["entries"]
     assert next(entry for entry in history if entry["id"] == document["id"])["total_ms"] == total
     row = re.search(
@@ -156,7 +156,7 @@ def test_result_page_shows_input_results_and_timings(pipeline) -> None:
         requests.get(f"{pipeline.url}/history", timeout=30).text,
         re.S,
     )
-    assert f"{total} ms" in row.group(0)
+    assert f"{total:,} ms" in row.group(0)
 
 
 def test_the_form_computes_and_shows_the_result(pipeline) -> None:

@@ -31,7 +31,12 @@ def marked(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         check=True,
     )
     with template.open("rb") as file:
-        return {message.id for message in read_po(file) if message.id}
+        return {_forms(message.id)[0] for message in read_po(file) if message.id}
+
+
+def _forms(text: str | tuple | list) -> tuple[str, ...]:
+    """A sentence's forms: one, or one per plural form."""
+    return (text,) if isinstance(text, str) else tuple(text)
 
 
 def _catalog(language: str):
@@ -47,9 +52,9 @@ def test_the_sentences_are_found(marked: set[str]) -> None:
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_every_marked_sentence_has_a_checked_translation(language: str, marked: set[str]) -> None:
     catalog = _catalog(language)
-    missing = sorted(marked - {message.id for message in catalog if message.id})
+    missing = sorted(marked - {_forms(message.id)[0] for message in catalog if message.id})
     assert not missing, f"run scripts/translations and translate: {missing}"
-    untranslated = [message.id for message in catalog if message.id and not message.string]
+    untranslated = [message.id for message in catalog if message.id and not all(_forms(message.string))]
     fuzzy = [message.id for message in catalog if message.id and message.fuzzy]
     assert not untranslated, f"no {language} translation yet: {untranslated}"
     assert not fuzzy, f"{language} translations marked fuzzy (check, then remove the flag): {fuzzy}"
@@ -59,14 +64,14 @@ def test_every_marked_sentence_has_a_checked_translation(language: str, marked: 
 def test_translations_keep_the_placeholders(language: str) -> None:
     for message in _catalog(language):
         if message.id and message.string:
-            assert set(PLACEHOLDER.findall(message.string)) == set(PLACEHOLDER.findall(message.id)), (
-                message.id
-            )
+            expected = set(PLACEHOLDER.findall(" ".join(_forms(message.id))))
+            for form in _forms(message.string):
+                assert set(PLACEHOLDER.findall(form)) == expected, message.id
 
 
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_the_compiled_catalog_is_the_current_one(language: str) -> None:
     with (TRANSLATIONS / language / "LC_MESSAGES/messages.mo").open("rb") as file:
-        compiled = {message.id: message.string for message in read_mo(file) if message.id}
-    written = {message.id: message.string for message in _catalog(language) if message.id}
+        compiled = {_forms(message.id): _forms(message.string) for message in read_mo(file) if message.id}
+    written = {_forms(message.id): _forms(message.string) for message in _catalog(language) if message.id}
     assert compiled == written, "the .mo is older than the .po: run scripts/translations"

@@ -45,7 +45,7 @@ def test_form_text_is_split_on_spaces_commas_and_new_lines(text: str, expected: 
         ("١٢٣", "invalid_number", "not an integer"),  # Arabic-Indic digits, which int() accepts
         ("1_000", "invalid_number", "'1_000'"),
         ("--1", "invalid_number", "'--1'"),
-        ("1001", "number_too_large", "between -1000 and 1000"),
+        ("1001", "number_too_large", "between -1,000 and 1,000"),
         ("-1001", "number_too_large", "(number 1) is too large"),
         ("9" * 5000, "number_too_large", "..."),
         ("1 2 3 4 5 6", "too_many_numbers", "6 numbers given; at most 5"),

@@ -16,13 +16,23 @@ def N_(template: str) -> str:  # the name gettext tools look for
     return template
 
 
+def english(template: str, params: dict[str, Any]) -> str:
+    """The sentence in English, whole numbers grouped by thousands (1,000,000)."""
+    if not params:
+        return template
+    return template % {
+        name: f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+        for name, value in params.items()
+    }
+
+
 class Explained(Exception):
     """An error with a sentence for people: an English template (marked with N_) and its values."""
 
     def __init__(self, template: str, **params: Any) -> None:
         self.template = template
         self.params = params
-        super().__init__(template % params if params else template)
+        super().__init__(english(template, params))
 
 
 class Sentence(str):
@@ -33,6 +43,6 @@ class Sentence(str):
     params: dict[str, Any]
 
     def __new__(cls, template: str, **params: Any) -> Sentence:
-        sentence = super().__new__(cls, template % params if params else template)
+        sentence = super().__new__(cls, english(template, params))
         sentence.template, sentence.params = template, params
         return sentence
