@@ -273,7 +273,8 @@ def box_plot_svg(box: dict[str, Number | list[int]], *, number: Formatter = form
     lowest = low_outliers[0] if low_outliers else box["whisker_low"]
     highest = high_outliers[-1] if high_outliers else box["whisker_high"]
     width, height = 480, 150
-    left, right, middle, half = 24, 456, 56, 22
+    # Room at both ends for half a long axis label, centred under the first and last tick.
+    left, right, middle, half = 36, 444, 56, 22
     x = (
         Scale(lowest, highest, left, right)
         if highest > lowest
