@@ -116,6 +116,7 @@ SCHEMAS: dict[str, Any] = {
             "numbers": {"type": ["array", "null"], "items": _INTEGER, "description": "with ?numbers=1"},
             "results": {
                 "type": "object",
+                "properties": {"histogram": _ref("Histogram"), "box_plot": _ref("BoxPlot")},
                 "additionalProperties": {"anyOf": [_VALUE, {"type": "array", "items": _VALUE}]},
             },
             "errors": {"type": "object", "additionalProperties": _ref("ErrorDetail")},
@@ -164,6 +165,44 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {"name": {"type": "string"}, "label": {"type": "string"}},
                 },
             }
+        },
+    },
+    "Histogram": {
+        "type": "object",
+        "description": "Bins of equal integer width over [min, max]: bin i counts the numbers x with "
+        "edges[i] <= x < edges[i+1] (one bin per value when the range holds at most 40 values; at most "
+        "40 bins). The counts add up to the count of numbers.",
+        "required": ["edges", "counts"],
+        "additionalProperties": False,
+        "properties": {
+            "edges": {"type": "array", "items": _INTEGER, "minItems": 2, "maxItems": 41},
+            "counts": {"type": "array", "items": _INTEGER, "minItems": 1, "maxItems": 40},
+        },
+    },
+    "BoxPlot": {
+        "type": "object",
+        "description": "Quartiles by linear interpolation (type 7: `median` equals the median "
+        "operation), Tukey's whiskers (the most extreme numbers within 1.5 IQR of the quartiles), the "
+        "count of outliers beyond each whisker and the most extreme of them (at most 10 a side, ascending).",
+        "required": [
+            "q1",
+            "median",
+            "q3",
+            "whisker_low",
+            "whisker_high",
+            "outliers_low",
+            "outliers_high",
+            "extremes_low",
+            "extremes_high",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            **dict.fromkeys(("q1", "median", "q3"), _VALUE),
+            **dict.fromkeys(("whisker_low", "whisker_high", "outliers_low", "outliers_high"), _INTEGER),
+            **{
+                name: {"type": "array", "items": _INTEGER, "maxItems": 10}
+                for name in ("extremes_low", "extremes_high")
+            },
         },
     },
     "History": {

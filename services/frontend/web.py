@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from frontend import auth
+from frontend import auth, charts
 from frontend.api import waiting_slot
 from frontend.i18n import localized
 from frontend.status import stack_status
@@ -16,6 +16,9 @@ from qcompute.operations import OPERATIONS
 from qcompute.validation import InputError, parse_numbers_text, parse_operations
 
 blueprint = Blueprint("web", __name__)
+# The result page's charts (templates/_charts.html) draw with these.
+blueprint.add_app_template_global(charts.histogram_svg, "histogram_chart")
+blueprint.add_app_template_global(charts.box_plot_svg, "box_plot_chart")
 
 # Seconds between refreshes of a page whose result is not back yet (without JavaScript: with it, the
 # page waits for its result by long polling) and of the status page.
@@ -160,7 +163,12 @@ def page_constants() -> dict[str, Any]:
 
 @blueprint.app_template_filter("show")
 def show(value: Any) -> str:
-    """A result as text: integers in full, floats in Python's shortest exact form, lists joined."""
+    """A result as text: integers in full, floats in Python's shortest exact form, lists and objects
+    joined."""
     if isinstance(value, list):
         return ", ".join(show(item) for item in value)
+    if isinstance(value, dict):
+        # An object result (histogram, box_plot) on one line, in the API's field names; an empty list
+        # (no outliers listed) is left out.
+        return "; ".join(f"{key}: {show(item)}" for key, item in value.items() if item != [])
     return repr(value) if isinstance(value, float) else str(value)

@@ -82,7 +82,7 @@ def test_a_browser_computes_sees_history_and_errors(composed, screenshots) -> No
             )
 
             page.goto(composed.url + "/")
-            assert page.locator("input[name=operations]:checked").count() == 14, "all operations by default"
+            assert page.locator("input[name=operations]:checked").count() == 16, "all operations by default"
             page.fill("#numbers", "3 1 4 1 5\n9, 2, 6")
             page.click("[data-check=none]")
             for operation in ("sum", "median", "mode", "stdev"):

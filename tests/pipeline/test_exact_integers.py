@@ -37,3 +37,40 @@ def test_integers_as_decimal_strings_stay_exact_for_any_client(pipeline) -> None
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "invalid_integers"
     assert client.result(pipeline.url, document["id"], integers="text").status_code == 400
+
+
+def test_chart_results_are_exact_objects_and_their_integers_strings_on_request(pipeline) -> None:
+    big = 2**59 + 1  # beyond 2**53, and far from the rest: an outlier
+    numbers = [big, 1, 2, 3, 4, 5, 6, 7]
+    names = ["histogram", "box_plot", "median"]
+    document = client.compute(pipeline.url, numbers, names)
+    histogram, box = document["results"]["histogram"], document["results"]["box_plot"]
+    assert sum(histogram["counts"]) == 8
+    assert histogram["edges"][0] == 0
+    assert histogram["edges"][-1] > big, "an exact integer edge past the maximum"
+    assert box == {
+        "q1": 2.75,
+        "median": 4.5,
+        "q3": 6.25,
+        "whisker_low": 1,
+        "whisker_high": 7,
+        "outliers_low": 0,
+        "outliers_high": 1,
+        "extremes_low": [],
+        "extremes_high": [big],
+    }
+    assert box["median"] == document["results"]["median"]
+
+    text = client.result(pipeline.url, document["id"], integers="string").json()["results"]
+    assert text["histogram"] == {
+        "edges": [str(edge) for edge in histogram["edges"]],
+        "counts": [str(count) for count in histogram["counts"]],
+    }
+    assert text["box_plot"] == {
+        **box,
+        "whisker_low": "1",
+        "whisker_high": "7",
+        "outliers_low": "0",
+        "outliers_high": "1",
+        "extremes_high": [str(big)],
+    }, "every integer inside the objects as a string; the quartiles, not integers, stay numbers"

@@ -7,7 +7,8 @@ Result record (SNS topic -> log queue -> S3, worker -> logger): the request, the
     "status": "done" with "results" {operation: value} and "errors" {operation: error}, or
     "status": "error" with "error" {code, message, field}, or
     "status": "cancelled" with "error" {"code": "cancelled", ...} (cancelled before it was computed);
-    plus "timings" and "worker".
+    plus "timings" and "worker". A value is an integer, a float, a list of integers, or (histogram,
+    box_plot) a small object of those: see qcompute.operations.
 
 Cancel marker (S3 `cancels/<id>`, frontend -> worker): an object whose existence asks the worker to
 skip the request; the logger deletes it once the cancelled record is written.
