@@ -15,6 +15,8 @@ class LoggerSettings:
     # Receive loops in this process: batches overlap while each waits on SQS and S3.
     loops: int
     health_file: Path
+    # How often the queue depths are sampled and the last hour's window written for the status page.
+    stats_flush_seconds: int
     log_level: str
     log_format: str
 
@@ -28,6 +30,7 @@ class LoggerSettings:
             loops=env.integer("CONSUMER_LOOPS", 2, minimum=1, maximum=32),
             # The container's /tmp is a tmpfs; the healthcheck reads this file's age.
             health_file=env.file("HEALTH_FILE", "/tmp/logger.alive"),  # noqa: S108
+            stats_flush_seconds=env.integer("STATS_FLUSH_SECONDS", 60, minimum=1, maximum=60),
             log_level=log_level,
             log_format=log_format,
         )
