@@ -188,7 +188,7 @@ def main() -> None:
     except (BotoCoreError, ClientError) as error:
         log.error("startup_failed", error=str(error), hint=aws.STARTUP_HINT)
         sys.exit(1)
-    stats_writer = StatsWriter(clients, settings.stats_flush_seconds)
+    stats_writer = StatsWriter(clients, settings.logger_name, settings.stats_flush_seconds)
     consumer = Consumer(
         clients.sqs,
         queue_url,
@@ -199,7 +199,12 @@ def main() -> None:
         loops=settings.loops,
     )
     install_stop_signals(consumer.stop)
-    log.info("logger_started", stack=clients.names.stack, bucket=clients.names.log_bucket)
+    log.info(
+        "logger_started",
+        stack=clients.names.stack,
+        bucket=clients.names.log_bucket,
+        name=settings.logger_name,
+    )
     stats_writer.start()
     consumer.run()
     # A warm stop: the last window, with what the last batches counted (a forced one skips it).

@@ -7,9 +7,6 @@ GetQueueAttributes (~$0.40 per million) a minute, about $0.22 and $0.07 a month.
 
 from __future__ import annotations
 
-import os
-import re
-import socket
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -26,18 +23,12 @@ DEPTH_ATTRIBUTES = {
 }
 
 
-def logger_name() -> str:
-    """Host name and pid: a container restarted in place (same host name, pid 1) finds its own
-    window again; a new container, or a second process on one host, writes a window of its own."""
-    return re.sub(r"[^a-z0-9.-]+", "-", f"{socket.gethostname()}-{os.getpid()}".lower())
-
-
 class StatsWriter:
-    def __init__(self, clients: aws.Clients, interval_seconds: float, name: str | None = None):
+    def __init__(self, clients: aws.Clients, name: str, interval_seconds: float):
         self.clients = clients
         self.bucket = clients.names.log_bucket
         self.interval = interval_seconds
-        self.window = stats.Window(name or logger_name(), _now())
+        self.window = stats.Window(name, _now())
         self.queue_names = dict(
             zip(
                 stats.QUEUES,
