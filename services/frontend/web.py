@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from frontend import auth
+from frontend import auth, trends
 from frontend.status import stack_status
 from qcompute.operations import OPERATIONS
 from qcompute.validation import InputError, parse_numbers_text, parse_operations
@@ -114,7 +114,9 @@ def history() -> Any:
 
 @blueprint.get("/status")
 def status() -> Any:
-    return render_template("status.html", status=stack_status(_submissions()), refresh=STATUS_REFRESH_SECONDS)
+    snapshot = stack_status(_submissions())
+    charts = trends.charts(snapshot["trends"]) if snapshot["trends"] else None
+    return render_template("status.html", status=snapshot, charts=charts, refresh=STATUS_REFRESH_SECONDS)
 
 
 @blueprint.app_context_processor
