@@ -7,12 +7,15 @@ from the code that enforces them. The tests check every API answer they get agai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, jsonify
 
 from frontend.api import MAX_WAIT_SECONDS
+from qcompute.contract import STATUSES
 from qcompute.operations import OPERATIONS
+from qcompute.stats import DEPTHS, PERCENTILES, QUEUES, RELATIVE_ERROR, WINDOW_MINUTES
 
 blueprint = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -34,6 +37,21 @@ def _json(description: str, schema: dict[str, Any], headers: dict[str, Any] | No
     if headers:
         response["headers"] = headers
     return response
+
+
+_COUNTS = {"type": ["integer", "null"], "minimum": 0}
+
+
+def _series_of(keys: Sequence[str], value: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """An object of series, one per key, each a value per minute of the last hour."""
+    series = {"type": "array", "minItems": WINDOW_MINUTES, "maxItems": WINDOW_MINUTES, "items": value}
+    return {
+        "type": "object",
+        **({"description": description} if description else {}),
+        "required": list(keys),
+        "additionalProperties": False,
+        "properties": dict.fromkeys(keys, series),
+    }
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -230,13 +248,45 @@ SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "required": ["stack", "health", "queues", "reply_queues", "recent"],
+        "required": ["stack", "health", "queues", "reply_queues", "recent", "trends"],
         "properties": {
             "stack": {"type": "string"},
             "health": {"type": "object"},
             "queues": {"type": "array", "items": {"type": "object"}},
             "reply_queues": {"type": "array", "items": {"type": "object"}},
             "recent": {"type": "array", "items": {"type": "object"}},
+            "trends": {"anyOf": [_ref("Trends"), {"type": "null"}], "description": "null: unreadable now"},
+        },
+    },
+    "Trends": {
+        "type": "object",
+        "description": "The last hour per UTC minute, as the loggers counted it: each series has one value "
+        "per minute of `minutes`, null where there is none (no logger ran; no request finished; no depth "
+        "sampled). The last minute is still counting.",
+        "required": ["minutes", "loggers", "requests", "latency_ms", "depths"],
+        "additionalProperties": False,
+        "properties": {
+            "minutes": {
+                "type": "array",
+                "minItems": WINDOW_MINUTES,
+                "maxItems": WINDOW_MINUTES,
+                "items": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}Z$"},
+            },
+            "loggers": {"type": "integer", "minimum": 0, "description": "the loggers' windows added up"},
+            "requests": _series_of(STATUSES, _COUNTS, "requests finished (logged) per minute, by status"),
+            "latency_ms": _series_of(
+                [f"p{p}" for p in PERCENTILES],
+                {"type": ["number", "null"], "minimum": 0},
+                "percentiles of the requests' total time (submitted to computed) in ms, within "
+                f"{RELATIVE_ERROR:.1%}",
+            ),
+            "depths": {
+                "type": "object",
+                "description": "the highest depth sampled in each minute",
+                "required": list(QUEUES),
+                "additionalProperties": False,
+                "properties": {queue: _series_of(DEPTHS, _COUNTS) for queue in QUEUES},
+            },
         },
     },
 }
@@ -337,7 +387,7 @@ DOCUMENT: dict[str, Any] = {
         },
         "/api/status": {
             "get": {
-                "summary": "The stack's queues and health (admins only, with accounts)",
+                "summary": "The stack's queues, health and last hour per minute (admins only, with accounts)",
                 "responses": {
                     "200": _json("the stack's status", _ref("Status")),
                     "403": _error("not an admin"),

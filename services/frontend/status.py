@@ -1,21 +1,26 @@
-"""What operators look at: queue depths, live reply queues, whether replies flow, the latest results.
+"""What operators look at: queue depths, live reply queues, whether replies flow, the latest results,
+and the last hour minute by minute (the loggers' windows, qcompute.stats).
 
-One snapshot serves every viewer of a process for a few seconds, and the reply queues' tags are read at
-most every half minute: however many people watch, the calls to AWS per minute stay the same.
+One snapshot serves every viewer of a process for a few seconds, the reply queues' tags are read at
+most every half minute and the last hour at most every TRENDS_MAX_AGE_SECONDS: however many people
+watch, the calls to AWS per minute stay the same.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from frontend.replies import HEARTBEAT_TAG
 from frontend.submissions import EVERYONE, Submissions, Unavailable
-from qcompute import aws
+from qcompute import aws, logs, stats
 from qcompute.messages import N_, Sentence
+
+log = logs.get_logger("frontend")
 
 DEPTH_ATTRIBUTES = {
     "visible": "ApproximateNumberOfMessages",
@@ -26,8 +31,13 @@ RECENT_RESULTS = 10
 # The status page refreshes itself every 5 s; a snapshot younger than that is served as is.
 SNAPSHOT_MAX_AGE_SECONDS = 4.0
 
+# The loggers write their window once a minute: one LIST and a few GETs (stats.read_all) every 15 s
+# per watched process are plenty, about $0.90 a month for a process watched day and night.
+TRENDS_MAX_AGE_SECONDS = 15.0
+
 _snapshot_lock = threading.Lock()
 _snapshot: tuple[float, dict[str, Any]] | None = None
+_trends: tuple[float, dict[str, Any] | None] | None = None
 
 
 def _depths(sqs: Any, url: str) -> dict[str, int]:
@@ -83,7 +93,23 @@ def _read_status(submissions: Submissions) -> dict[str, Any]:
         "queues": queues,
         "reply_queues": replies,
         "recent": recent,
+        "trends": _last_hour(submissions),
     }
+
+
+def _last_hour(submissions: Submissions) -> dict[str, Any] | None:
+    """The loggers' last hour, merged; None while it cannot be read (the rest of the page still can).
+    Called under the snapshot's lock."""
+    global _trends
+    if _trends is None or time.monotonic() - _trends[0] > TRENDS_MAX_AGE_SECONDS:
+        clients = submissions.clients
+        try:
+            window = stats.read_all(clients.s3, clients.names.log_bucket, datetime.now(UTC))
+        except (BotoCoreError, ClientError) as error:
+            log.warning("trends_unavailable", error=str(error))
+            window = None
+        _trends = (time.monotonic(), window)
+    return _trends[1]
 
 
 def _health(submissions: Submissions, queues: list[dict[str, Any]]) -> dict[str, Any]:

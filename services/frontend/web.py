@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from frontend import auth, charts
+from frontend import auth, charts, i18n, trends
 from frontend.api import waiting_slot
 from frontend.i18n import localized
 from frontend.status import stack_status
@@ -148,7 +148,12 @@ def history() -> Any:
 
 @blueprint.get("/status")
 def status() -> Any:
-    return render_template("status.html", status=stack_status(_submissions()), refresh=STATUS_REFRESH_SECONDS)
+    snapshot = stack_status(_submissions())
+    formats = trends.Formats(
+        number=lambda value: i18n.number(round(value) if value >= 100 else round(value, 2))
+    )
+    charts = trends.charts(snapshot["trends"], formats) if snapshot["trends"] else None
+    return render_template("status.html", status=snapshot, charts=charts, refresh=STATUS_REFRESH_SECONDS)
 
 
 @blueprint.app_context_processor

@@ -6,7 +6,7 @@ import re
 import secrets
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,12 +14,15 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from logger.settings import LoggerSettings
+from logger.stats_writer import StatsWriter
 from qcompute import aws, contract, logs, payloads
 from qcompute.consumer import Consumer, Message, Outcome, Poison, Retry, failure, install_stop_signals
 from qcompute.settings import ConfigError
 from qcompute.validation import read_integer
 
 log = logs.get_logger("logger")
+# Well within compose's 30 s stop grace period, after a long poll and the batch in hand.
+STATS_FINAL_WRITE_SECONDS = 10
 
 
 class RecordWriter:
@@ -32,8 +35,12 @@ class RecordWriter:
     the cancel marker of a cancelled request.
     """
 
-    def __init__(self, clients: aws.Clients, loops: int):
+    def __init__(
+        self, clients: aws.Clients, loops: int, on_logged: Callable[[dict[str, Any]], None] | None = None
+    ):
         self.clients = clients
+        # Told of each record written for the first time: the status page's counts.
+        self.on_logged = on_logged
         self.bucket = clients.names.log_bucket
         self.pool = ThreadPoolExecutor(max_workers=10 * loops, thread_name_prefix="s3-write")
         # One record with stored payloads at a time: a million numbers and their sorted copy are the
@@ -98,11 +105,13 @@ class RecordWriter:
                 Metadata=_summary(record),
                 IfNoneMatch="*",
             )
-            log.info("logged", key=key, status=record["status"], bytes=upload.size)
         except ClientError as error:
             if aws.error_code(error) != "PreconditionFailed":
                 raise
             log.info("already_logged", key=key)
+        else:
+            log.info("logged", key=key, status=record["status"], bytes=upload.size)
+            self._count(record)
         # A cancelled request's marker has done its work once its record is written.
         done_with = [
             *stored.values(),
@@ -115,6 +124,14 @@ class RecordWriter:
                 # Harmless: the bucket's lifecycle rule removes payloads left behind.
                 log.warning("payload_cleanup_failed", error=str(error))
         return None
+
+    def _count(self, record: dict[str, Any]) -> None:
+        if self.on_logged is None:
+            return
+        try:
+            self.on_logged(record)
+        except Exception:  # counting for the charts must never fail a record
+            log.exception("stats_count_failed")
 
     def _with_payloads(self, record: dict[str, Any], stored: dict[str, str]) -> list[bytes] | None:
         """The record with its stored numbers and results written in, as parts to upload one after
@@ -171,15 +188,24 @@ def main() -> None:
     except (BotoCoreError, ClientError) as error:
         log.error("startup_failed", error=str(error), hint=aws.STARTUP_HINT)
         sys.exit(1)
+    stats_writer = StatsWriter(clients, settings.logger_name, settings.stats_flush_seconds)
     consumer = Consumer(
         clients.sqs,
         queue_url,
         dead_letter_url,
-        RecordWriter(clients, settings.loops),
+        RecordWriter(clients, settings.loops, stats_writer.logged),
         wait_seconds=settings.long_poll_seconds,
         health_file=settings.health_file,
         loops=settings.loops,
     )
     install_stop_signals(consumer.stop)
-    log.info("logger_started", stack=clients.names.stack, bucket=clients.names.log_bucket)
+    log.info(
+        "logger_started",
+        stack=clients.names.stack,
+        bucket=clients.names.log_bucket,
+        name=settings.logger_name,
+    )
+    stats_writer.start()
     consumer.run()
+    # A warm stop: the last window, with what the last batches counted (a forced one skips it).
+    stats_writer.stop(timeout=STATS_FINAL_WRITE_SECONDS)

@@ -101,6 +101,20 @@ def test_the_grants_that_matter_are_where_they_belong() -> None:
     assert not [grant for grant in worker if "/cancels/" in grant[1]], "the worker only lists the markers"
     assert ("s3:ListBucket", bucket) in worker
     assert ("sqs:ReceiveMessage", NAMES.queue_arn("demo-requests")) not in frontend | logger
+    # The status page's charts: the logger samples every fixed queue's depth (reads nothing else of
+    # them) and writes its last hour under stats/, which the frontend only reads.
+    for queue in ("demo-requests", "demo-requests-dlq", "demo-logs", "demo-logs-dlq"):
+        assert ("sqs:GetQueueAttributes", NAMES.queue_arn(queue)) in logger
+    assert {grant for grant in logger if grant[1] == NAMES.queue_arn("demo-requests")} == {
+        ("sqs:GetQueueAttributes", NAMES.queue_arn("demo-requests")),
+        ("sqs:GetQueueUrl", NAMES.queue_arn("demo-requests")),
+    }
+    assert {
+        ("s3:PutObject", f"{bucket}/stats/loggers/*"),
+        ("s3:GetObject", f"{bucket}/stats/loggers/*"),
+    } <= logger
+    assert ("s3:GetObject", f"{bucket}/stats/loggers/*") in frontend
+    assert not [grant for grant in frontend | worker if grant[0] != "s3:GetObject" and "/stats/" in grant[1]]
     # Sign-in reads the accounts by their path, as IAM authorizes GetParametersByPath: that path only.
     accounts = "arn:aws:ssm:eu-west-1:123456789012:parameter/qcompute/demo/accounts"
     assert [grant for grant in frontend if grant[0].startswith("ssm:")] == [
@@ -119,6 +133,7 @@ def _theirs(neighbour: StackNames) -> list[str]:
         neighbour.results_topic_arn,
         neighbour.bucket_arn,
         f"{neighbour.bucket_arn}/logs/2026/01/01/x.json",
+        f"{neighbour.bucket_arn}/stats/loggers/host-1.json",
         neighbour.secret_key_parameter_arn,
         neighbour.accounts_path_arn,
         f"{neighbour.accounts_path_arn}/alice",

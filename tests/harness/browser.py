@@ -30,13 +30,14 @@ BLOCKING_IMPACTS = ("serious", "critical")
 PHONE_VIEWPORT = {"width": 390, "height": 844}
 
 
-def accessibility_violations(page: Any) -> list[str]:
-    """axe-core's serious and critical findings on the page as it is now, one line each."""
+def accessibility_violations(page: Any, context: str | None = None) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now, one line each; only inside
+    the element `context` (a CSS selector) names, if given."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         # Evaluated through the DevTools protocol, which the page's Content-Security-Policy (no inline
         # scripts) does not govern; a <script> tag would be refused, as it should be.
         page.evaluate(f"() => {{ {AXE_SCRIPT.read_text()}\n }}")
-    found = page.evaluate("async () => (await axe.run(document)).violations")
+    found = page.evaluate("async (context) => (await axe.run(context || document)).violations", context)
     return [
         f"{violation['impact']}: {violation['id']} ({violation['help']}) at "
         + ", ".join(" ".join(node["target"]) for node in violation["nodes"][:5])
@@ -45,6 +46,16 @@ def accessibility_violations(page: Any) -> list[str]:
     ]
 
 
-def horizontal_overflow(page: Any) -> int:
-    """How many CSS pixels the page is wider than its viewport (0: no horizontal scrolling)."""
-    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+def horizontal_overflow(page: Any, context: str | None = None) -> int:
+    """How many CSS pixels the page is wider than its viewport (0: no horizontal scrolling); with
+    `context` (a CSS selector), how far that element or anything in it reaches past the viewport."""
+    if context is None:
+        return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    return page.evaluate(
+        """(selector) => {
+            const root = document.querySelector(selector);
+            const rights = [root, ...root.querySelectorAll('*')].map(e => e.getBoundingClientRect().right);
+            return Math.max(0, Math.ceil(Math.max(...rights) - document.documentElement.clientWidth));
+        }""",
+        context,
+    )

@@ -108,7 +108,8 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, stri
     sqs.set_queue_attributes(
         QueueUrl=queue_url(stack, "requests_queue"), Attributes={"VisibilityTimeout": "3"}
     )
-    logger = run.logger(**recorded("logger"))
+    # Its last hour for the status page written every second, not every minute.
+    logger = run.logger(STATS_FLUSH_SECONDS=1, **recorded("logger"))
     front = run.frontend(WEB_WORKERS=1, **recorded("frontend"))
     # A request cancelled while queued (before any worker runs): marker written, listed, deleted.
     cancelled = client.submit(front.url, [7, 8], wait=0).json()["id"]
@@ -214,6 +215,25 @@ def test_every_call_each_service_makes_is_granted_by_its_policy(stack, run, stri
         }
         for service in SERVICES
     }
+    # The status page's charts: the logger sampled every fixed queue and wrote and read its last
+    # hour; the frontend read it.
+    fixed = [names.requests_queue, names.requests_dlq, names.log_queue, names.log_dlq]
+    assert {names.queue_arn(queue) for queue in fixed} <= {
+        resource
+        for call in _record(files["logger"])
+        if call["operation"] == "GetQueueAttributes"
+        for _, resource in _authorizations(call, names)
+    }
+    stats_calls = {
+        service: {
+            call["operation"]
+            for call in _record(files[service])
+            for _, resource in _authorizations(call, names)
+            if "/stats/" in resource
+        }
+        for service in SERVICES
+    }
+    assert stats_calls == {"frontend": {"GetObject"}, "worker": set(), "logger": {"GetObject", "PutObject"}}
     marker = f"{names.bucket_arn}/cancels/{cancelled}"
     assert touched == {"frontend": {marker}, "worker": set(), "logger": {marker}}, (
         "the cancel path was walked"

@@ -47,6 +47,8 @@ USER_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 PAYLOAD_PREFIX = "payloads/"
 # Cancel markers: one small object per request someone cancelled while it was queued.
 CANCEL_PREFIX = "cancels/"
+# The last hour minute by minute, one small object per logger process (qcompute.stats).
+STATS_PREFIX = "stats/loggers/"
 STATUSES = ("done", "error", "cancelled")
 CANCELLED_ERROR = {"code": "cancelled", "message": "cancelled before it was computed", "field": None}
 
@@ -123,6 +125,11 @@ def cancel_key(request_id: str) -> str:
     """The request's cancel marker. The id leads the key, so the ids of a batch (UUIDv7: they share
     their leading time digits) share a prefix that one LIST reads all their markers under."""
     return f"{CANCEL_PREFIX}{request_id}"
+
+
+def stats_key(logger: str) -> str:
+    """A logger's last-hour window (qcompute.stats), which the status page charts."""
+    return f"{STATS_PREFIX}{logger}.json"
 
 
 def utc_now() -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcompute.contract import CANCEL_PREFIX, LOG_PREFIX, PAYLOAD_PREFIX, USER_PREFIX
+from qcompute.contract import CANCEL_PREFIX, LOG_PREFIX, PAYLOAD_PREFIX, STATS_PREFIX, USER_PREFIX
 from qcompute.names import LOGGED_SERVICES, STACK_TAG, StackNames
 
 Policy = dict[str, Any]
@@ -113,8 +113,14 @@ def frontend_policy(names: StackNames) -> Policy:
             _statement(
                 "FrontendReadResults",
                 ["s3:GetObject"],
-                # users/: each account's history entries (HEAD is authorized as GetObject).
-                [_objects(names, LOG_PREFIX), _objects(names, PAYLOAD_PREFIX), _objects(names, USER_PREFIX)],
+                # users/: each account's history entries (HEAD is authorized as GetObject); stats/loggers/:
+                # the loggers' last hour, which the status page charts.
+                [
+                    _objects(names, LOG_PREFIX),
+                    _objects(names, PAYLOAD_PREFIX),
+                    _objects(names, USER_PREFIX),
+                    _objects(names, STATS_PREFIX),
+                ],
             ),
             # Numbers too large for a message (claim checks), and the markers of cancelled requests.
             _statement(
@@ -185,6 +191,14 @@ def logger_policy(names: StackNames) -> Policy:
                 [_objects(names, PAYLOAD_PREFIX), _objects(names, CANCEL_PREFIX)],
             ),
             _statement("LoggerListBucket", ["s3:ListBucket"], [names.bucket_arn]),
+            # Its last hour for the status page: written every minute, read back after a restart.
+            _statement("LoggerStats", ["s3:PutObject", "s3:GetObject"], [_objects(names, STATS_PREFIX)]),
+            # ... with the depths of the stack's other queues, sampled once a minute (read only).
+            _statement(
+                "LoggerQueueDepths",
+                ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+                [q(names.requests_queue), q(names.requests_dlq), q(names.log_dlq)],
+            ),
         ]
     )
 

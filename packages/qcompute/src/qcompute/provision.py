@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qcompute.aws import Clients, error_code, is_missing_queue
+from qcompute.contract import STATS_PREFIX
 from qcompute.names import STACK_TAG, StackNames
 
 # Standard logging, not structlog: this module also runs inside the LocalStack container's init hook,
@@ -254,6 +255,14 @@ _LIFECYCLE = {
             "Status": "Enabled",
             "Expiration": {"Days": PAYLOAD_EXPIRY_DAYS},
         },
+        # A logger's last hour (qcompute.stats) is charted for an hour; each new container writes
+        # one, so the old ones go after a day (S3's shortest expiry).
+        {
+            "ID": "expire-logger-stats",
+            "Filter": {"Prefix": STATS_PREFIX},
+            "Status": "Enabled",
+            "Expiration": {"Days": 1},
+        },
     ]
 }
 
@@ -285,10 +294,10 @@ def _bucket_settings_drift(clients: Clients) -> list[str]:
         drift.append("encryption")
     try:
         rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-        if not {"expire-unfinished-payloads", "expire-cancel-markers"} <= {rule.get("ID") for rule in rules}:
-            drift.append("payload expiry")
+        if not {rule["ID"] for rule in _LIFECYCLE["Rules"]} <= {rule.get("ID") for rule in rules}:
+            drift.append("expiry rules")
     except ClientError:
-        drift.append("payload expiry")
+        drift.append("expiry rules")
     return drift
 
 
