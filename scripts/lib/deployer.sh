@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Sourced by scripts/deploy, users, dlq, provision and teardown; needs ROOT. Runs a qcompute module
 # with this checkout's code (packages/qcompute/src) in .cache/deploy-venv: a virtualenv holding only
-# the shared package's declared dependencies (boto3, structlog, werkzeug), pinned by lock.txt. It is
-# made once, quietly, and again only when those pins, the declared dependencies or the Python change.
+# the shared package's declared dependencies (boto3, structlog, werkzeug) and its `local` extra
+# (localstack-client, for --local), pinned by lock.txt. It is made once, quietly, and again only when
+# those pins, the declared dependencies or the Python change.
 # PYTHON names an interpreter that already has them (the tests' own venv): then no venv is made.
 DEPLOY_VENV=$ROOT/.cache/deploy-venv
 
@@ -30,7 +31,9 @@ ensure_deploy_venv() {
   requirements=$("$DEPLOY_VENV/bin/python" -c '
 import sys, tomllib
 with open(sys.argv[1], "rb") as file:
-    print("\n".join(tomllib.load(file)["project"]["dependencies"]))' "$ROOT/packages/qcompute/pyproject.toml")
+    project = tomllib.load(file)["project"]
+# localstack-client: the tools'"'"' --local (qcompute.local).
+print("\n".join(project["dependencies"] + project["optional-dependencies"]["local"]))' "$ROOT/packages/qcompute/pyproject.toml")
   # shellcheck disable=SC2086  # one requirement per word
   if ! "$DEPLOY_VENV/bin/pip" install --quiet --disable-pip-version-check \
       -c "$ROOT/requirements/lock.txt" $requirements >"$ROOT/.cache/deploy-venv.log" 2>&1; then

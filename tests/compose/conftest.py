@@ -33,6 +33,8 @@ class ComposeStack:
     http_port: int
     localstack_port: int
     files: list[str] = field(default_factory=lambda: list(LOCAL_FILES))
+    # The checkout whose compose files (and bind-mounted folders) the stack runs from.
+    directory: Path = ROOT
 
     @property
     def url(self) -> str:
@@ -41,7 +43,13 @@ class ComposeStack:
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
         command = ["docker", "compose", "-p", self.project, *self.files, *args]
         result = subprocess.run(
-            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+            command,
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
@@ -88,15 +96,16 @@ def built_images() -> None:
 
 @contextmanager
 def started(
-    project: str, log_name: str, extra_files: Sequence[str] = (), **settings: str
+    project: str, log_name: str, extra_files: Sequence[str] = (), *, directory: Path = ROOT, **settings: str
 ) -> Iterator[ComposeStack]:
     """Start a stack on free loopback ports and wait until it is healthy; always save its logs (in
-    test-artifacts/`log_name`) and `down -v` it. `settings` are more variables for compose."""
+    test-artifacts/`log_name`) and `down -v` it. `settings` are more variables for compose; `directory`
+    is the checkout it runs from (a copy, for a test that edits files)."""
     # The tests are one client address sending many requests; the limits are tested on their own
     # (tests/frontend/test_access.py).
     env = {**_environment(), "SUBMISSIONS_PER_MINUTE": "1000000", "INTEGERS_PER_MINUTE": str(10**12)}
     files = [*LOCAL_FILES, *(arg for name in extra_files for arg in ("-f", name))]
-    stack = ComposeStack(project, env, free_port(), free_port(), files)
+    stack = ComposeStack(project, env, free_port(), free_port(), files, directory)
     env.update(HTTP_PORT=str(stack.http_port), LOCALSTACK_PORT=str(stack.localstack_port), **settings)
     ARTIFACTS.mkdir(exist_ok=True)
     stack.compose("down", "--volumes", "--remove-orphans", check=False, timeout=300)

@@ -3,6 +3,7 @@
     scripts/soak [--requests 10000] [--concurrency 32] [--workers 2] [--max-minutes 30]
                  [--backend moto|localstack|moto+strict|localstack+strict]
                  [--fault-rate 0.01] [--outage s3:120 --outage sns:120]
+    scripts/soak --local [--requests N] [--concurrency N] [--max-minutes N]
 
 Runs on 127.0.0.1 only: --backend moto (the default) starts a moto server; --backend localstack
 starts LocalStack 4.14.0 (scripts/soak does) or uses the one at LOCALSTACK_ENDPOINT; "+strict" puts the
@@ -10,7 +11,10 @@ AWS-strict layer in front (1% of calls failing unless --fault-rate says otherwis
 takes that service down for that many seconds, one after the other, once a quarter of the requests
 are in. It prints accepted = answered = logged, the duplicates seen (replies and log writes), the
 dead-letter counts and each service's memory at the start and at the end, and exits non-zero if any
-of them is off.
+of them is off. With --local it starts nothing: it soaks the local stack already running (scripts/local
+up or watch, scripts/dev) through http://127.0.0.1:HTTP_PORT (8080) and checks the results in its
+LocalStack through qcompute.local (no AWS variable needed); what only the services' own logs show
+(duplicates, memory) is left out there.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ import requests
 
 from harness.backend import StrictControl, emulator
 from harness.fixtures import Services, log_keys, new_stack, queue_depth, queue_url
-from harness.services import ServiceProcess
+from harness.services import ServiceProcess, Stack
 from harness.waiting import eventually
-from qcompute import contract
+from qcompute import aws, contract, local
 
 OPERATIONS = ["sum", "count", "max"]
 # A service's memory may grow this much over a run (caches filling up) and still count as flat.
@@ -59,6 +63,8 @@ class Summary:
     refusals: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     outages: list[str] = field(default_factory=list)
+    # False for --local: the services run elsewhere, their logs (duplicates, memory) are not read here.
+    services_observed: bool = True
 
     @property
     def redeliveries(self) -> int:
@@ -87,9 +93,14 @@ class Summary:
             ("wrong results", self.wrong),
             ("logged in S3 (one object per request)", self.logged),
             ("dead letters", self.dead_letters),
-            ("redeliveries absorbed: computed again", self.computed - self.requests),
-            ("  duplicate replies ignored by frontends", self.duplicate_replies),
-            ("  duplicate log writes refused by S3", self.duplicate_writes),
+        ]
+        if self.services_observed:
+            rows += [
+                ("redeliveries absorbed: computed again", self.computed - self.requests),
+                ("  duplicate replies ignored by frontends", self.duplicate_replies),
+                ("  duplicate log writes refused by S3", self.duplicate_writes),
+            ]
+        rows += [
             ("seconds", f"{self.seconds:.1f}"),
             ("requests per second", f"{self.requests / self.seconds:.1f}" if self.seconds else "-"),
         ]
@@ -103,6 +114,8 @@ class Summary:
         verdict = (
             "OK: accepted = answered = logged, nothing shown or stored twice, no dead letters, memory flat"
         )
+        if not self.services_observed:
+            verdict = "OK: accepted = answered = logged, no new dead letters"
         if not self.ok:
             verdict = "FAILED"
         return "\n".join([*(f"{label:<{width}}  {value}" for label, value in rows), verdict])
@@ -272,6 +285,44 @@ def _soak_stack(
     return summary
 
 
+def _dead_letters(stack: Stack) -> int:
+    return queue_depth(stack, queue_url(stack, "requests_dlq")) + queue_depth(
+        stack, queue_url(stack, "log_dlq")
+    )
+
+
+def soak_local(requests_total: int, concurrency: int, max_seconds: float) -> Summary:
+    """Soak the local stack already running on this machine, from outside: HTTP in, LocalStack checked."""
+    summary = Summary(requests=requests_total, services_observed=False)
+    settings = local.stack_settings()
+    stack = Stack(settings.stack, aws.connect(settings, session=local.session(settings.region)), env={})
+    url = f"http://127.0.0.1:{os.environ.get('HTTP_PORT') or 8080}"
+    dead_before = _dead_letters(stack)
+    local_state = threading.local()
+
+    def one(index: int) -> tuple[bool, bool, str | None]:
+        if not hasattr(local_state, "session"):
+            local_state.session = requests.Session()
+        return _one(url, index, local_state.session, summary)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        started = time.monotonic()
+        results = list(pool.map(one, range(requests_total), timeout=max_seconds))
+        summary.seconds = time.monotonic() - started
+    summary.accepted = sum(accepted for accepted, _, _ in results)
+    summary.replied = sum(right for _, right, _ in results)
+    summary.wrong = summary.accepted - summary.replied
+    wanted = {contract.log_key(request_id) for _, _, request_id in results if request_id}
+
+    def logged() -> int:
+        return len(wanted & set(log_keys(stack)))
+
+    eventually(lambda: logged() == len(wanted), timeout=300, interval=1, what="every result in S3")
+    summary.logged = logged()
+    summary.dead_letters = _dead_letters(stack) - dead_before
+    return summary
+
+
 def _outage(text: str) -> tuple[str, float]:
     service, _, seconds = text.partition(":")
     if service not in ("sqs", "sns", "s3") or not seconds.replace(".", "", 1).isdigit():
@@ -299,7 +350,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SERVICE:SECONDS",
         help="take sqs, sns or s3 down (strict backends), one after the other",
     )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="soak the local stack already running (scripts/local, scripts/dev); starts nothing",
+    )
     args = parser.parse_args(argv)
+    if args.local:
+        if args.outage or args.fault_rate is not None:
+            parser.error("--local soaks the running local stack as it is: no --outage or --fault-rate")
+        print(f"soak: {args.requests} requests at concurrency {args.concurrency} on {local.describe()}")
+        summary = soak_local(args.requests, args.concurrency, args.max_minutes * 60)
+        print(summary.table())
+        return 0 if summary.ok else 1
     os.environ["TEST_BACKEND"] = args.backend
     with tempfile.TemporaryDirectory(prefix="soak-") as folder:
         print(f"soak: {args.requests} requests at concurrency {args.concurrency} on {args.backend}")

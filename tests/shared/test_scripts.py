@@ -171,7 +171,7 @@ def test_local_help_says_what_it_runs_and_that_down_deletes_the_data() -> None:
     shown = subprocess.run(
         [str(ROOT / "scripts/local"), "--help"], capture_output=True, text=True, check=True
     )
-    assert shown.stdout.startswith("Usage: scripts/local up|down|logs|ps|config [ARGS...]\n")
+    assert shown.stdout.startswith("Usage: scripts/local up|watch|down|logs|ps|config [ARGS...]\n")
     assert "docker compose --env-file compose.local.env -f compose.yaml -f compose.local.yaml" in shown.stdout
     assert "DELETES the local data" in shown.stdout
     assert "STACK_NAME, AWS_REGION" in shown.stdout
@@ -182,6 +182,7 @@ def test_local_help_says_what_it_runs_and_that_down_deletes_the_data() -> None:
     [
         (["up"], ["up", "--build", "--wait"]),
         (["up", "--detach"], ["up", "--build", "--wait", "--detach"]),
+        (["watch"], ["-f", "compose.develop.yaml", "up", "--build", "--watch"]),
         (["down"], ["down", "-v"]),
         (["logs", "-f", "worker"], ["logs", "-f", "worker"]),
         (["ps"], ["ps"]),

@@ -50,14 +50,19 @@ class Clients:
     ssm: Any  # the frontend reads the accounts of an `accounts` stack
 
 
-def connect(stack: StackSettings, *, pool_size: int = 10, endpoint_url: str | None = None) -> Clients:
+def connect(
+    stack: StackSettings, *, pool_size: int = 10, endpoint_url: str | None = None, session: Any = None
+) -> Clients:
     """Build the clients and learn the account id, which bucket names and ARNs need.
 
     The services leave `endpoint_url` unset (botocore reads AWS_ENDPOINT_URL); tools and tests that
-    talk to more than one emulator at a time pass it.
+    talk to more than one emulator at a time pass it. The operator tools' --local passes the session
+    of qcompute.local, whose clients reach the local emulator whatever the environment says.
     """
-    session = boto3.session.Session(region_name=stack.region)
-    config = client_config(pool_size, emulator=bool(endpoint_url or os.environ.get("AWS_ENDPOINT_URL")))
+    emulator = bool(endpoint_url or session or os.environ.get("AWS_ENDPOINT_URL"))
+    if session is None:
+        session = boto3.session.Session(region_name=stack.region)
+    config = client_config(pool_size, emulator=emulator)
 
     def client(service: str) -> Any:
         return session.client(service, config=config, endpoint_url=endpoint_url)

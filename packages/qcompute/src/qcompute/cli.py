@@ -1,11 +1,11 @@
 """Provision, inspect or remove a stack's messaging and storage from the command line.
 
-    python -m qcompute.cli provision [--stack NAME] [--region REGION]
-    python -m qcompute.cli plan      [--stack NAME] [--region REGION]
-    python -m qcompute.cli remove    [--stack NAME] [--region REGION] [--yes]
+    python -m qcompute.cli provision [--stack NAME] [--region REGION] [--local]
+    python -m qcompute.cli plan      [--stack NAME] [--region REGION] [--local]
+    python -m qcompute.cli remove    [--stack NAME] [--region REGION] [--local] [--yes]
 
 `scripts/provision` and `scripts/teardown` call this; so does LocalStack's init hook. The endpoint is
-AWS_ENDPOINT_URL when set (an emulator), real AWS otherwise.
+AWS_ENDPOINT_URL when set (an emulator), real AWS otherwise; --local is the local stack (qcompute.local).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from qcompute import aws
+from qcompute import aws, local
 from qcompute.provision import provision, remove
 from qcompute.settings import ConfigError, StackSettings
 
@@ -28,6 +28,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stack", help="stack name (default: $STACK_NAME)")
     parser.add_argument("--region", help="AWS region (default: $AWS_REGION)")
     parser.add_argument("--yes", action="store_true", help="remove without asking")
+    parser.add_argument("--local", action="store_true", help="the local stack (LocalStack on this machine)")
     return parser.parse_args(argv)
 
 
@@ -35,13 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        stack = StackSettings.from_options(args.stack, args.region)
+        if args.local:
+            stack = local.stack_settings(args.stack, args.region)
+        else:
+            stack = StackSettings.from_options(args.stack, args.region)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     where = os.environ.get("AWS_ENDPOINT_URL") or f"AWS {stack.region}"
+    if args.local:
+        where = local.describe()
     try:
-        clients = aws.connect(stack)
+        clients = aws.connect(stack, session=local.session(stack.region) if args.local else None)
         if args.command == "remove" and not args.yes:
             answer = input(
                 f"Remove every resource of stack {stack.stack!r} at {where}? Type the stack name: "

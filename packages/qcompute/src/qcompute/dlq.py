@@ -6,7 +6,8 @@
     python -m qcompute.dlq purge requests [--yes]    delete them all
 
 `scripts/dlq` calls this. STACK_NAME and AWS_REGION (or --stack/--region) name the stack;
-AWS_ENDPOINT_URL points at an emulator. Redrive and purge ask for the queue's name unless --yes.
+AWS_ENDPOINT_URL points at an emulator; --local is the local stack (qcompute.local). Redrive and purge
+ask for the queue's name unless --yes.
 Looking at messages leaves them in place (they are received with a zero visibility timeout).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from qcompute import aws
+from qcompute import aws, local
 from qcompute.settings import ConfigError, StackSettings
 
 PREVIEW_CHARACTERS = 120
@@ -162,6 +163,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stack", help="stack name (default: $STACK_NAME)")
     parser.add_argument("--region", help="AWS region (default: $AWS_REGION)")
     parser.add_argument("--yes", action="store_true", help="do not ask before redrive or purge")
+    parser.add_argument("--local", action="store_true", help="the local stack (LocalStack on this machine)")
     args = parser.parse_args(argv)
     if args.command != "list" and args.queue is None:
         parser.error(f"{args.command} needs a queue: requests or logs")
@@ -171,7 +173,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
-        clients = aws.connect(StackSettings.from_options(args.stack, args.region))
+        if args.local:
+            stack = local.stack_settings(args.stack, args.region)
+            clients = aws.connect(stack, session=local.session(stack.region))
+        else:
+            clients = aws.connect(StackSettings.from_options(args.stack, args.region))
         if args.command == "list":
             _print_list(clients)
         elif args.command == "show":

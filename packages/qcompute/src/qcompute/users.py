@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from qcompute import accounts, aws
+from qcompute import accounts, aws, local
 from qcompute.accounts import AccountError, AccountStore
 from qcompute.deploy.session import explain
 from qcompute.settings import ConfigError, StackSettings
@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--stack", help="stack name (default: $STACK_NAME)")
     where.add_argument("--region", help="AWS region (default: $AWS_REGION)")
+    where.add_argument("--local", action="store_true", help="the local stack (LocalStack on this machine)")
     stdin = argparse.ArgumentParser(add_help=False)
     stdin.add_argument(
         "--stdin",
@@ -241,12 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     # Only warnings: nothing this tool handles that is secret ever reaches a log call.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        settings = StackSettings.from_options(args.stack, args.region)
+        if args.local:
+            settings = local.stack_settings(args.stack, args.region)
+        else:
+            settings = StackSettings.from_options(args.stack, args.region)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        clients = aws.connect(settings)
+        clients = aws.connect(settings, session=local.session(settings.region) if args.local else None)
         _check_stack(clients)
         return _run(args, AccountStore(clients.ssm, clients.names))
     except UsageError as error:
