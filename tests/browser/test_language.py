@@ -3,9 +3,13 @@ sticks, numbers and times are written the language's way; the JSON API stays Eng
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import requests
 
 NARROW_NO_BREAK_SPACE = "\u202f"  # French groups digits with it (CLDR)
+VIEWER_ZONE = "Pacific/Auckland"
 
 
 def test_the_page_speaks_the_browsers_language_and_the_switch_sticks(
@@ -14,7 +18,8 @@ def test_the_page_speaks_the_browsers_language_and_the_switch_sticks(
     run.worker()
     run.logger()
     front = run.frontend()
-    context = chromium.new_context(locale="fr-FR")
+    # Far from UTC, so that a time left in UTC would show.
+    context = chromium.new_context(locale="fr-FR", timezone_id=VIEWER_ZONE)
     try:
         page = context.new_page()
         page.goto(front.url + "/")
@@ -47,7 +52,10 @@ def test_the_page_speaks_the_browsers_language_and_the_switch_sticks(
         assert "il y a" in page.inner_text("#timing-submitted") or "maintenant" in page.inner_text(
             "#timing-submitted"
         )
-        assert page.get_attribute("#timing-submitted time", "title"), "the full time on hover"
+        # On hover, the full time in the viewer's own zone.
+        submitted = datetime.fromisoformat(page.get_attribute("#timing-submitted time", "datetime"))
+        there = submitted.astimezone(ZoneInfo(VIEWER_ZONE))
+        assert f"{there:%H:%M}" in page.get_attribute("#timing-submitted time", "title")
         page.screenshot(path=page_screenshots / "fr-desktop-result-language.png", full_page=True)
 
         # The switch: English, and it sticks for the next pages although the browser still asks French.
