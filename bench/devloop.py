@@ -5,7 +5,8 @@
 
 In each: the page's template is edited and the time until the page shows it is measured, then the
 `sum` operation (the shared package, so every service restarts) until the API computes the new one.
-Prints a table; the target is under 3 s. The tests (test_devloop.py) only check that it happens.
+Prints a table; the target is under 3 s. The tests (tests/compose/test_devloop.py and
+tests/shared/test_devloop_without_docker.py) only check that it happens.
 """
 
 from __future__ import annotations

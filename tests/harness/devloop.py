@@ -1,6 +1,6 @@
 """The development loop as a developer meets it: edit a file of a checkout, wait until the running stack
-serves the edit. The tests (tests/compose/test_devloop.py, tests/shared/test_devloop.py) prove it
-happens; scripts/bench-devloop (bench/devloop.py) prints how long it takes."""
+serves the edit. The tests (tests/compose/test_devloop.py, tests/shared/test_devloop_without_docker.py)
+prove it happens; scripts/bench-devloop (bench/devloop.py) prints how long it takes."""
 
 from __future__ import annotations
 
