@@ -127,7 +127,11 @@ def services(log_dir: Path) -> list[Service]:
             WORKER_TMP_DIR=str(log_dir),
         ),
         service("worker", [python, "-m", "worker"], HEALTH_FILE=str(log_dir / "worker.alive")),
-        service("logger", [python, "-m", "logger"], HEALTH_FILE=str(log_dir / "logger.alive")),
+        # One name across restarts: each restart continues the same last-hour object instead of
+        # leaving one more behind (the status page merges a bounded number of them).
+        service(
+            "logger", [python, "-m", "logger"], HEALTH_FILE=str(log_dir / "logger.alive"), LOGGER_NAME="dev"
+        ),
     ]
 
 

@@ -188,7 +188,13 @@ def signin_page(error: str | None = None, status: int = 200) -> tuple[str, int]:
 
 def _next_path() -> str:
     """Where to go after signing in: a path of this site only, never another site."""
-    target = request.values.get("next", "")
+    return local_path(request.values.get("next", "")) or url_for("web.index")
+
+
+def local_path(target: str) -> str | None:
+    """`target` if it is a path of this site, else None: never another site, however written.
+    Browsers drop tabs and new lines from URLs ("/\t/evil" is "//evil"), so no control character
+    or space passes."""
     parts = urlsplit(target)
     if (
         not target.startswith("/")
@@ -196,8 +202,9 @@ def _next_path() -> str:
         or parts.scheme
         or parts.netloc
         or "\\" in target
+        or any(ord(character) < 0x21 or ord(character) == 0x7F for character in target)
     ):
-        return url_for("web.index")
+        return None
     return target
 
 

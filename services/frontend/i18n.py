@@ -14,10 +14,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from babel.numbers import get_decimal_symbol
 from flask import Blueprint, Flask, Response, redirect, request
 from flask_babel import Babel, format_datetime, format_decimal, format_timedelta, get_locale, gettext
 from markupsafe import Markup, escape
 
+from frontend import auth, charts
 from qcompute import contract
 from qcompute.messages import N_
 
@@ -57,11 +59,8 @@ def init_app(app: Flask) -> None:
 @blueprint.get("/language/<code>")
 def switch(code: str) -> Any:
     """The header's switch: remember the choice and go back to the page it was made on."""
-    back = request.args.get("next", "/")
-    # Only a path of this site: never a way to send someone elsewhere (//host or a scheme).
-    if not back.startswith("/") or back.startswith("//") or "\\" in back:
-        back = "/"
-    response = redirect(back, 303)
+    # Only a path of this site: never a way to send someone elsewhere.
+    response = redirect(auth.local_path(request.args.get("next", "/")) or "/", 303)
     if code in LANGUAGES:
         secure = bool(request.environ.get("wsgi.url_scheme") == "https")
         response.set_cookie(
@@ -86,7 +85,9 @@ def localized(error: Exception | str) -> str:
     """An error's (or a `Sentence`'s) words in the page's language (see qcompute.messages)."""
     template = getattr(error, "template", None)
     if template is None:
-        return gettext(str(error))
+        # A plain str, autoescaped where a template shows it (a template's _() would trust it as
+        # markup); never gettext(""), which is the catalogue's header.
+        return gettext(str(error)) if str(error) else ""
     return gettext(template, **{name: _value(value) for name, value in error.params.items()})
 
 
@@ -120,6 +121,12 @@ def recorded_error(error: dict[str, Any]) -> str:
 def number(value: Any) -> str:
     """A count or limit with the language's digit grouping (exact results are never grouped)."""
     return format_decimal(value) if isinstance(value, int | float) else str(value)
+
+
+def chart_number(value: Any, step: Any = None) -> str:
+    """A chart's number (charts.format_number: in full when short, else scientific) with the
+    language's decimal sign."""
+    return charts.format_number(value, step).replace(".", get_decimal_symbol(get_locale()))
 
 
 def milliseconds(value: float) -> str:

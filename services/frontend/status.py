@@ -22,11 +22,6 @@ from qcompute.messages import N_, Sentence
 
 log = logs.get_logger("frontend")
 
-DEPTH_ATTRIBUTES = {
-    "visible": "ApproximateNumberOfMessages",
-    "in_flight": "ApproximateNumberOfMessagesNotVisible",
-    "delayed": "ApproximateNumberOfMessagesDelayed",
-}
 RECENT_RESULTS = 10
 # The status page refreshes itself every 5 s; a snapshot younger than that is served as is.
 SNAPSHOT_MAX_AGE_SECONDS = 4.0
@@ -38,11 +33,6 @@ TRENDS_MAX_AGE_SECONDS = 15.0
 _snapshot_lock = threading.Lock()
 _snapshot: tuple[float, dict[str, Any]] | None = None
 _trends: tuple[float, dict[str, Any] | None] | None = None
-
-
-def _depths(sqs: Any, url: str) -> dict[str, int]:
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(DEPTH_ATTRIBUTES.values()))
-    return {key: int(attributes["Attributes"].get(name, 0)) for key, name in DEPTH_ATTRIBUTES.items()}
 
 
 def stack_status(submissions: Submissions) -> dict[str, Any]:
@@ -66,12 +56,13 @@ def _read_status(submissions: Submissions) -> dict[str, Any]:
     now = time.time()
     try:
         queues = [
-            {"role": role, "name": name, **_depths(sqs, aws.queue_url(sqs, name))} for role, name in fixed
+            {"role": role, "name": name, **aws.queue_depths(sqs, aws.queue_url(sqs, name))}
+            for role, name in fixed
         ]
         replies = []
         for url, tags in sorted(submissions.channel.reply_queues().items()):
             try:
-                depths = _depths(sqs, url)
+                depths = aws.queue_depths(sqs, url)
             except ClientError as error:
                 if aws.is_missing_queue(error):
                     continue  # deleted since it was listed (ListQueues lists deleted queues a while)
@@ -105,7 +96,8 @@ def _last_hour(submissions: Submissions) -> dict[str, Any] | None:
         clients = submissions.clients
         try:
             window = stats.read_all(clients.s3, clients.names.log_bucket, datetime.now(UTC))
-        except (BotoCoreError, ClientError) as error:
+        except (BotoCoreError, ClientError, ValueError, TypeError, KeyError) as error:
+            # AWS failing, or an object in the bucket not shaped as a window: the charts wait.
             log.warning("trends_unavailable", error=str(error))
             window = None
         _trends = (time.monotonic(), window)

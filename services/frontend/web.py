@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
@@ -17,8 +18,8 @@ from qcompute.validation import InputError, parse_numbers_text, parse_operations
 
 blueprint = Blueprint("web", __name__)
 # The result page's charts (templates/_charts.html) draw with these.
-blueprint.add_app_template_global(charts.histogram_svg, "histogram_chart")
-blueprint.add_app_template_global(charts.box_plot_svg, "box_plot_chart")
+blueprint.add_app_template_global(partial(charts.histogram_svg, number=i18n.chart_number), "histogram_chart")
+blueprint.add_app_template_global(partial(charts.box_plot_svg, number=i18n.chart_number), "box_plot_chart")
 
 # Seconds between refreshes of a page whose result is not back yet (without JavaScript: with it, the
 # page waits for its result by long polling) and of the status page.

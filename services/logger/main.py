@@ -21,8 +21,9 @@ from qcompute.settings import ConfigError
 from qcompute.validation import read_integer
 
 log = logs.get_logger("logger")
-# Well within compose's 30 s stop grace period, after a long poll and the batch in hand.
-STATS_FINAL_WRITE_SECONDS = 10
+# After a warm stop (a long poll of at most 20 s, then the batch in hand), the last window's one PUT
+# must still fit in compose's 30 s stop grace period.
+STATS_FINAL_WRITE_SECONDS = 5
 
 
 class RecordWriter:

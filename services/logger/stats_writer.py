@@ -17,11 +17,6 @@ from qcompute import aws, contract, logs, stats
 
 log = logs.get_logger("logger")
 
-DEPTH_ATTRIBUTES = {
-    "visible": "ApproximateNumberOfMessages",
-    "in_flight": "ApproximateNumberOfMessagesNotVisible",
-}
-
 
 class StatsWriter:
     def __init__(self, clients: aws.Clients, name: str, interval_seconds: float):
@@ -70,7 +65,8 @@ class StatsWriter:
     def _run(self) -> None:
         while not self._stopping.wait(self.interval):
             self.flush()
-        if self.flush():
+        # The last write skips the depths: four SQS calls could eat the time its PUT has.
+        if self.flush(sample_depths=False):
             log.info("stats_final_write", key=contract.stats_key(self.window.logger))
 
     def _continue_own_window(self) -> bool:
@@ -89,12 +85,13 @@ class StatsWriter:
         self._continued = True
         return True
 
-    def flush(self) -> bool:
+    def flush(self, *, sample_depths: bool = True) -> bool:
         """Sample the depths and write the window; a failure waits for the next turn."""
         if not self._continue_own_window():
             return False
         try:
-            self.window.sample(self._depths(), _now())
+            if sample_depths:
+                self.window.sample(self._depths(), _now())
         except (BotoCoreError, ClientError) as error:
             log.warning("stats_depths_failed", error=str(error))
         try:
@@ -109,10 +106,8 @@ class StatsWriter:
         for queue, name in self.queue_names.items():
             if queue not in self._queue_urls:
                 self._queue_urls[queue] = aws.queue_url(sqs, name)
-            found = sqs.get_queue_attributes(
-                QueueUrl=self._queue_urls[queue], AttributeNames=list(DEPTH_ATTRIBUTES.values())
-            )["Attributes"]
-            depths[queue] = {key: int(found.get(name, 0)) for key, name in DEPTH_ATTRIBUTES.items()}
+            found = aws.queue_depths(sqs, self._queue_urls[queue])
+            depths[queue] = {key: found[key] for key in ("visible", "in_flight")}
         return depths
 
 

@@ -86,7 +86,13 @@ def test_the_page_speaks_the_browsers_language_and_the_switch_sticks(
 
 def test_the_switch_goes_back_only_to_a_page_of_this_site(stack, run) -> None:
     front = run.frontend()
-    for target in ("https://elsewhere.example/", "//elsewhere.example/", "/\\elsewhere.example"):
+    for target in (
+        "https://elsewhere.example/",
+        "//elsewhere.example/",
+        "/\\elsewhere.example",
+        "/\t/elsewhere.example",  # browsers drop the tab: //elsewhere.example
+        "/\n/elsewhere.example",
+    ):
         answer = requests.get(
             f"{front.url}/language/fr", params={"next": target}, allow_redirects=False, timeout=30
         )

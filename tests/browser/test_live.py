@@ -10,8 +10,10 @@ import time
 from harness import client
 from harness.browser import accessibility_violations
 from harness.fixtures import read_log
+from qcompute.accounts import AccountStore
 
 LIVE_TARGET_SECONDS = 1.0
+PASSWORD = "root-password-8901"
 
 
 def _first_seen_in_log(stack, request_id: str, seen: dict[str, float], stop: threading.Event) -> None:
@@ -109,3 +111,34 @@ def test_the_status_page_updates_in_place_until_paused(stack, run, chromium) -> 
     page.check("#live-updates")
     page.wait_for_event("request", lambda request: "/status" in request.url, timeout=30_000)
     page.close()
+
+
+def test_a_status_page_whose_session_ends_goes_to_the_sign_in_page(stack, run, chromium) -> None:
+    """Signed out in another tab: the next update meets the sign-in page and the browser goes there,
+    instead of putting it in place of the status page and asking on and on."""
+    AccountStore(stack.clients.ssm, stack.clients.names).create("root", password=PASSWORD, admin=True)
+    front = run.frontend(ACCESS_MODE="accounts", ACCOUNTS_REFRESH_SECONDS="0.5")
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(front.url + "/signin?next=/status")
+        page.fill("#name", "root")
+        page.fill("#password", PASSWORD)
+        page.click("#sign-in")
+        page.wait_for_selector("#live-updates")
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+
+        other = context.new_page()
+        other.goto(front.url + "/")
+        other.click("#sign-out")
+        other.close()
+
+        page.wait_for_url("**/signin**", timeout=30_000)
+        page.wait_for_timeout(12_000)  # two more rounds of updates, were any still running
+        settled = len(asked)
+        page.wait_for_timeout(6_000)
+        assert len(asked) == settled, f"still asking: {asked[settled:]}"
+        assert page.inner_text("h1") == "Sign in"
+    finally:
+        context.close()

@@ -22,14 +22,6 @@ def _totals(trends: dict) -> dict[str, int]:
     return {status: sum(v for v in values if v is not None) for status, values in trends["requests"].items()}
 
 
-def _without_refresh(route) -> None:
-    """The page as served, minus its meta refresh (being replaced by a script): a reload in the middle
-    of a check would make it flaky."""
-    response = route.fetch()
-    body = response.text().replace('<meta http-equiv="refresh"', '<meta name="was-refresh"')
-    route.fulfill(response=response, body=body)
-
-
 def test_the_status_page_charts_the_last_hour(stack, run, chromium, page_screenshots) -> None:
     run.logger(STATS_FLUSH_SECONDS=1)
     front = run.frontend()
@@ -58,8 +50,6 @@ def test_the_status_page_charts_the_last_hour(stack, run, chromium, page_screens
     for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", PHONE_VIEWPORT)):
         page = chromium.new_page(viewport=viewport)
         try:
-            page.route("**/status", _without_refresh)
-
             # Each gunicorn process reads the window at most every 15 s.
             eventually(
                 lambda page=page: _done_on_page(page, front.url) == 3,
@@ -73,6 +63,7 @@ def test_the_status_page_charts_the_last_hour(stack, run, chromium, page_screens
                 _check_chart(page, chart)
             page.locator("#trends").screenshot(path=str(page_screenshots / f"status-charts-{name}.png"))
             page.locator("#trends details").evaluate_all("all => all.forEach(d => d.open = true)")
+            assert page.locator("#trends details:not([open])").count() == 0
             # The charts and their open tables; the page's older tables (queues, latest results) are
             # wider than a phone by themselves, which is the stylesheet's to fix.
             assert horizontal_overflow(page, "#trends") == 0, f"wider than the {name} viewport"
@@ -83,6 +74,8 @@ def test_the_status_page_charts_the_last_hour(stack, run, chromium, page_screens
 
 def _done_on_page(page, url: str) -> float:
     page.goto(f"{url}/status")
+    # Paused: the checks below read one version of the page, not parts of two.
+    page.uncheck("#live-updates")
     done = page.locator("#chart-requests g[data-series='done'] circle")
     return sum(float(value) for value in done.evaluate_all("dots => dots.map(d => d.dataset.value)"))
 

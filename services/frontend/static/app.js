@@ -21,17 +21,16 @@ for (const button of document.querySelectorAll("[data-check]")) {
 // Without JavaScript, both reload themselves through a <noscript> refresh instead.
 const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
-async function swapMain(response, { focus }) {
+// The new page's <main> from an answer, or null when the answer is another page altogether (a sign-in
+// page after the session ended, say): then the browser goes there as it would by a link.
+async function nextMain(response) {
   const next = new DOMParser().parseFromString(await response.text(), "text/html");
   const main = next.querySelector("main");
-  if (!main) return null;
-  document.title = next.title;
-  document.querySelector("main").replaceWith(main);
-  if (focus) {
-    const heading = main.querySelector("h1");
-    heading.tabIndex = -1;
-    heading.focus();
+  if (response.redirected || !main) {
+    window.location.assign(response.url);
+    return null;
   }
+  document.title = next.title;
   return main;
 }
 
@@ -53,23 +52,56 @@ async function awaitResult(main) {
       await sleep(2);
       continue;
     }
-    main = await swapMain(response, { focus: true });
+    const next = await nextMain(response);
+    if (!next) return;
+    main.replaceWith(next);
+    main = next;
+    const heading = main.querySelector("h1");
+    heading.tabIndex = -1;
+    heading.focus();
   }
 }
 
+// The status page: the reader's place survives each update (open <details>, which hold the charts'
+// values as tables, and the focused control), and so does a pause asked while an update was on its way.
+let paused = false;
+document.addEventListener("change", (event) => {
+  if (event.target.id === "live-updates") paused = !event.target.checked;
+});
+
+function replaceKeepingPlace(main, next) {
+  const opened = [...main.querySelectorAll("details")].map((details) => details.open);
+  const controls = (root) => [...root.querySelectorAll("a, button, input, summary")];
+  const focused = controls(main).indexOf(document.activeElement);
+  main.replaceWith(next);
+  const details = [...next.querySelectorAll("details")];
+  if (details.length === opened.length) details.forEach((element, i) => { element.open = opened[i]; });
+  next.querySelector(".live-control").hidden = false;
+  next.querySelector("#live-updates").checked = !paused;
+  if (focused >= 0 && controls(next)[focused]) controls(next)[focused].focus();
+}
+
 async function keepUpdating(main) {
+  const every = Number(main.dataset.liveEvery) || 5;
   for (;;) {
-    await sleep(Number(main.dataset.liveEvery));
-    const toggle = document.getElementById("live-updates");
-    if (toggle && !toggle.checked) continue;
+    await sleep(every);
+    if (paused) continue;
+    let response = null;
     try {
-      const response = await fetch(main.dataset.live, { headers: { Accept: "text/html" } });
-      if (response.ok) main = (await swapMain(response, { focus: false })) || main;
+      response = await fetch(main.dataset.live, { headers: { Accept: "text/html" } });
     } catch {
-      // Shown again at the next round.
+      continue; // shown again at the next round
     }
-    const control = main.querySelector(".live-control");
-    if (control) control.hidden = false;
+    if (!response.ok && !response.redirected) continue;
+    const next = await nextMain(response);
+    if (!next) return;
+    if (!next.dataset.liveEvery) {
+      window.location.reload(); // not the status page any more (e.g. no longer an admin)
+      return;
+    }
+    if (paused) continue; // paused while the update was on its way
+    replaceKeepingPlace(main, next);
+    main = next;
   }
 }
 

@@ -145,6 +145,20 @@ def queue_url(sqs: Any, name: str) -> str:
     return sqs.get_queue_url(QueueName=name)["QueueUrl"]
 
 
+# A queue's depths as the status page and the logger's last hour name them (SQS's approximate counts).
+DEPTH_ATTRIBUTES = {
+    "visible": "ApproximateNumberOfMessages",
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+}
+
+
+def queue_depths(sqs: Any, url: str) -> dict[str, int]:
+    """One GetQueueAttributes call: the messages visible, in flight and delayed."""
+    found = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(DEPTH_ATTRIBUTES.values()))
+    return {key: int(found["Attributes"].get(name, 0)) for key, name in DEPTH_ATTRIBUTES.items()}
+
+
 def batches(entries: list[dict], body_key: str, max_bytes: int = 262_144) -> Iterator[list[dict]]:
     """Split entries for a batch API: at most 10 per call and `max_bytes` of bodies in all."""
     batch: list[dict] = []

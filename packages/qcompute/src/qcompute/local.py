@@ -62,6 +62,11 @@ def session(region: str) -> Any:
     # localstack-client prefers AWS_ENDPOINT_URL over its own host when the variable is set: a shell
     # pointed at another emulator or endpoint must not redirect --local.
     saved = os.environ.pop("AWS_ENDPOINT_URL", None)
+    # Its clients come from boto3's default session, which reads AWS_PROFILE: a profile of the shell
+    # (even one that does not exist here) must not matter to the local stack. An operator tool's
+    # process with --local talks to nothing else, so the profile is dropped for good.
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
     try:
         return Session(
             aws_access_key_id="test",
