@@ -30,7 +30,7 @@ def _replace(path: Path, old: str, new: str) -> None:
 def edit_template(root: Path) -> str:
     """Put a new word in every page's title; return it."""
     marker = f"edited-{uuid.uuid4().hex[:8]}"
-    _replace(root / TEMPLATE, "· Queue compute</title>", f"· Queue compute {marker}</title>")
+    _replace(root / TEMPLATE, "</title>", f" {marker}</title>")
     return marker
 
 
@@ -40,8 +40,8 @@ def edit_operation(root: Path) -> int:
     offset = random.randrange(1000, 10_000)
     _replace(
         root / OPERATIONS,
-        'Operation("sum", "Sum", sum),',
-        f'Operation("sum", "Sum", lambda numbers: sum(numbers) + {offset}),',
+        'Operation("sum", N_("Sum"), sum),',
+        f'Operation("sum", N_("Sum"), lambda numbers: sum(numbers) + {offset}),',
     )
     return sum(NUMBERS) + offset
 
@@ -86,7 +86,7 @@ def template_and_operation(root: Path, url: str, timeout: float = 120) -> dict[s
     """Edit the template, then the operation, of the checkout at `root` whose stack serves `url`;
     return the seconds each edit took to be served."""
     # Served once before: the templates are loaded and cached, as on a page a developer has open.
-    seconds_until(lambda: page_title_has(url, "· Queue compute</title>"), timeout)
+    seconds_until(lambda: page_title_has(url, "</title>"), timeout)
     seconds_until(lambda: computed_sum(url) == sum(NUMBERS), timeout)
     marker = edit_template(root)
     template = seconds_until(lambda: page_title_has(url, marker), timeout)
