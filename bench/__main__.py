@@ -61,7 +61,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--idle-seconds",
         type=float,
-        help="how long each system is watched without load, for its idle calls (30; 2 with --smoke; 0: not)",
+        help="how long each system is watched without load, for its idle calls (30; 1 with --smoke; 0: not)",
     )
     return parser.parse_args(argv)
 

@@ -10,7 +10,7 @@ from typing import Any
 from bench import calls, children, clients
 from bench.celery_app import TASK_NAME, make_app
 from bench.cpu import Meter
-from bench.load import Caller, Idle, Load, Measured, idle, run
+from bench.load import Caller, CallerFactory, Idle, Load, Measured, idle, run
 from bench.workload import OPERATIONS, check, numbers_for
 from harness.backend import Backend
 from harness.services import ServiceProcess
@@ -54,38 +54,32 @@ def measure(
     quiet: Idle | None = None,
     calls_dir: Path | None = None,
 ) -> Iterator[tuple[Load | Idle, Measured]]:
-    """Idle first (with `quiet`), then each load with a fresh worker, queue and result bucket, as a
-    supervisor would restart a worker: one that dies under a load (see `exit_reason`) does not fail
-    the next load too."""
-    if quiet is not None:
-        with deployed(backend, log_dir, workers, 2, calls_dir) as (_, worker):
-            yield quiet, idle(quiet, Meter({"celery-worker": worker.pid}))
-    for load in loads:
-        yield load, measure_one(backend, log_dir, workers, load, poll_seconds, calls_dir)
+    """Each load with a fresh worker, queue and result bucket, as a supervisor would restart a worker:
+    one that dies under a load (see `exit_reason`) does not fail the next load too. With `quiet`, the
+    first load's worker is watched idle before its load."""
+    for number, load in enumerate(loads):
+        with deployed(backend, log_dir, workers, 2 * load.clients, calls_dir) as (task, worker):
+            meter = Meter({"celery-worker": worker.pid})
+            if quiet is not None and number == 0:
+                yield quiet, idle(quiet, meter)
+            measured = run(caller(task, poll_seconds), load, meter)
+            if worker.process is not None and worker.process.poll() is not None:
+                measured.incidents.append(exit_reason(worker))
+            yield load, measured
 
 
-def measure_one(
-    backend: Backend,
-    log_dir: Path,
-    workers: int,
-    load: Load,
-    poll_seconds: float,
-    calls_dir: Path | None = None,
-) -> Measured:
-    with deployed(backend, log_dir, workers, 2 * load.clients, calls_dir) as (task, worker):
+def caller(task: Any, poll_seconds: float) -> CallerFactory:
+    """`.delay(...)`, then `.get()` polling every `poll_seconds`; a right answer or an error."""
 
-        def factory() -> Caller:
-            def call(index: int) -> None:
-                numbers = numbers_for(index)
-                result = task.delay(numbers, OPERATIONS)
-                check(numbers, result.get(timeout=RESULT_TIMEOUT_SECONDS, interval=poll_seconds))
+    def factory() -> Caller:
+        def call(index: int) -> None:
+            numbers = numbers_for(index)
+            result = task.delay(numbers, OPERATIONS)
+            check(numbers, result.get(timeout=RESULT_TIMEOUT_SECONDS, interval=poll_seconds))
 
-            return call
+        return call
 
-        measured = run(factory, load, Meter({"celery-worker": worker.pid}))
-        if worker.process is not None and worker.process.poll() is not None:
-            measured.incidents.append(exit_reason(worker))
-        return measured
+    return factory
 
 
 @contextmanager

@@ -43,7 +43,7 @@ class Plan:
         """The idle phase each system starts with: long enough to see a few long polls in the full run."""
         if self.idle_seconds <= 0:
             return None
-        return Idle(self.idle_seconds, settle=2.0 if self.idle_seconds >= 10 else 1.0)
+        return Idle(self.idle_seconds, settle=2.0 if self.idle_seconds >= 10 else 0.5)
 
 
 FULL = Plan(
@@ -66,7 +66,7 @@ SMOKE = Plan(
     warmup_per_client=1,
     phase_seconds=60.0,
     sizes=(10, 1_000),
-    idle_seconds=2.0,
+    idle_seconds=1.0,
 )
 
 

@@ -71,24 +71,16 @@ def measure(
     quiet: Idle | None = None,
     calls_dir: Path | None = None,
 ) -> Iterator[tuple[Load | Idle, Measured]]:
-    """Idle first (with `quiet`), then each load, each on fresh queues with `workers` fresh seed
-    workers: a timed-out request's reply must not be left for the next load's clients to trip over."""
-    if quiet is not None:
-        with deployed(backend, log_dir, workers, quiet.settle + quiet.seconds, calls_dir) as (_, meter):
-            yield quiet, idle(quiet, meter)
-    for load in loads:
-        yield load, measure_one(backend, log_dir, workers, load, calls_dir)
-
-
-def measure_one(
-    backend: Backend, log_dir: Path, workers: int, load: Load, calls_dir: Path | None = None
-) -> Measured:
-    """Fresh queues, `workers` seed workers as processes, then the load; everything removed after."""
-    with deployed(backend, log_dir, workers, load.time_cap, calls_dir) as (
-        (requests_url, responses_url),
-        meter,
-    ):
-        return run(caller(backend, requests_url, responses_url), load, meter)
+    """Each load on fresh queues with `workers` fresh seed workers (a timed-out request's reply must
+    not be left for the next load's clients to trip over); with `quiet`, the first load's workers are
+    watched idle before their load."""
+    for number, load in enumerate(loads):
+        watch = quiet if number == 0 else None
+        lifetime = load.time_cap + (watch.settle + watch.seconds if watch else 0)
+        with deployed(backend, log_dir, workers, lifetime, calls_dir) as (queues, meter):
+            if watch is not None:
+                yield watch, idle(watch, meter)
+            yield load, run(caller(backend, *queues), load, meter)
 
 
 @contextmanager
