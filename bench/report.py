@@ -139,8 +139,8 @@ def per_million(counted: Iterable[dict[str, Any]], completed: int) -> float | No
 def _money(value: float | None) -> str:
     if value is None:
         return "-"
-    # Cents where they matter; two significant figures below a dollar, so small costs still show.
-    return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.2g}"
+    # Cents where they matter; two significant figures below ten cents, so small costs still show.
+    return f"${value:,.2f}" if value >= 0.1 or value == 0 else f"${value:.2g}"
 
 
 def _per_request(value: float, completed: int) -> str:
