@@ -3,7 +3,7 @@
     python -m bench [--smoke] [--backend localstack|moto|both] [--out DIR]
                     [--requests N] [--phase-seconds S] [--clients 1,4,16,64] [--workers 1,2]
                     [--systems raw,project,seed,celery] [--sizes 10,1000,100000,1000000]
-                    [--celery-poll 0.05]
+                    [--celery-poll 0.05] [--idle-seconds 30]
 
 On 127.0.0.1 only. Every phase has a fixed request count and a time cap; every process it starts is
 stopped at the end, also on failure, Ctrl-C or SIGTERM. Writes results.json, results.md and bench.png
@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import plot, project, report, targets
+from bench import plot, prices, project, report, targets
 from bench.plan import SYSTEM_ORDER, chosen
 from bench.results import Run
 from bench.runner import run_plan
@@ -57,6 +57,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--celery-poll", type=float, dest="celery_poll_seconds", help="Celery's .get() interval (0.05 s)"
+    )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        help="how long each system is watched without load, for its idle calls (30; 1 with --smoke; 0: not)",
     )
     return parser.parse_args(argv)
 
@@ -102,6 +107,28 @@ def markdown(run: Run) -> str:
         "",
         report.format_table(report.SIZE_HEADERS, report.size_table(run.sizes), markdown=True),
         "",
+        "## Cost per request (AWS request prices)",
+        "",
+        report.format_table(report.COST_HEADERS, report.cost_table(run.load), markdown=True),
+        "",
+        "### Where the money goes (each system's loads together, dearest first)",
+        "",
+        report.format_table(report.WHERE_HEADERS, report.where_table(run.load), markdown=True),
+        "",
+        "### Idle (no load)",
+        "",
+        report.format_table(report.IDLE_HEADERS, report.idle_table(run.idle), markdown=True),
+        "",
+        "### CPU per request (ms, children included)",
+        "",
+        report.format_table(report.cpu_headers(run.load), report.cpu_table(run.load), markdown=True),
+        "",
+        *(f"- {line}" for line in report.COST_LEGEND),
+        "",
+        f"Prices ({prices.SOURCE}; taken {prices.TAKEN}; free tiers ignored):",
+        "",
+        report.format_table(report.PRICE_HEADERS, [list(row) for row in prices.TABLE], markdown=True),
+        "",
         "## Targets (LocalStack, 16 clients)",
         "",
         *(f"- {verdict.line()}" for verdict in targets.evaluate(run)),
@@ -138,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         systems=args.systems,
         sizes=args.sizes,
         celery_poll_seconds=args.celery_poll_seconds,
+        idle_seconds=args.idle_seconds,
     )
     out: Path = args.out.resolve()
     shutil.rmtree(out / "logs", ignore_errors=True)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from bench import calls
 from harness.backend import ROOT, Backend
 from harness.services import ServiceProcess
 
@@ -15,14 +16,27 @@ STOP_TIMEOUT_SECONDS = 30
 
 
 def python_module(
-    name: str, module: str, args: list[str], backend: Backend, log_dir: Path, **env: str
+    name: str,
+    module: str,
+    args: list[str],
+    backend: Backend,
+    log_dir: Path,
+    *,
+    calls_dir: Path | None = None,
+    calls_as: str | None = None,
+    **env: str,
 ) -> ServiceProcess:
-    """`python -m module args` from the repository root, reaching the emulator like the services do."""
+    """`python -m module args` from the repository root, reaching the emulator like the services do.
+
+    With `calls_dir`, its AWS calls are recorded there as `calls_as` (by default its name).
+    """
+    # The baselines import bench/ and the harness's emulator description.
+    pythonpath = f"{ROOT}{os.pathsep}{ROOT / 'tests'}"
     environment = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", str(ROOT)),
-        # The baselines import bench/ and the harness's emulator description.
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
+        "PYTHONPATH": pythonpath,
+        **calls.hook_env(calls_dir, calls_as or name, pythonpath),
         **backend.env,
         **env,
     }

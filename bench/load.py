@@ -8,11 +8,23 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 # Each client thread builds its own caller once (its own HTTP session or AWS client), then calls it
 # with the request's index; a call raises if the request failed.
 Caller = Callable[[int], None]
 CallerFactory = Callable[[], Caller]
+
+
+class Window(Protocol):
+    """What watches the measured part of a phase (bench.cpu.Meter): told when it begins and ends."""
+
+    window: tuple[float, float] | None
+    cpu_seconds: dict[str, float]
+
+    def begin(self) -> None: ...
+
+    def end(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -21,6 +33,14 @@ class Load:
     requests: int
     warmup_per_client: int
     time_cap: float  # seconds; no new request starts after it
+
+
+@dataclass(frozen=True)
+class Idle:
+    """No load: the system started, left `settle` seconds to finish starting, then watched `seconds`."""
+
+    seconds: float
+    settle: float
 
 
 @dataclass
@@ -33,6 +53,9 @@ class Measured:
     capped: bool = False
     # What else happened (a process that exited, clients still stuck in a call at the end).
     incidents: list[str] = field(default_factory=list)
+    # Wall-clock bounds (Unix seconds) of the measured part, and each service's CPU seconds in it.
+    window: tuple[float, float] | None = None
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def completed(self) -> int:
@@ -49,15 +72,25 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def run(factory: CallerFactory, load: Load) -> Measured:
-    """Warm every client up, release them together, and stop after `requests` or the time cap."""
+def run(factory: CallerFactory, load: Load, meter: Window | None = None) -> Measured:
+    """Warm every client up, release them together, and stop after `requests` or the time cap.
+
+    A `meter` is told when the measured part begins (warm-ups done) and ends (every client done).
+    """
     measured = Measured()
     lock = threading.Lock()
     indices = itertools.count()
     clock: dict[str, float] = {}
+
     # Start the clock once every client is warm; a client whose warm-up hangs cannot hold the others
     # beyond the time cap (the barrier breaks and they start anyway).
-    barrier = threading.Barrier(load.clients, action=lambda: clock.setdefault("start", time.perf_counter()))
+    def released() -> None:
+        if meter is not None:
+            meter.begin()
+            clock["metered"] = 1.0
+        clock.setdefault("start", time.perf_counter())
+
+    barrier = threading.Barrier(load.clients, action=released)
 
     def record_error(error: BaseException) -> None:
         with lock:
@@ -116,6 +149,10 @@ def run(factory: CallerFactory, load: Load) -> Measured:
     give_up = time.monotonic() + 2 * load.time_cap + 120
     for thread in threads:
         thread.join(timeout=max(0.0, give_up - time.monotonic()))
+    # A phase whose clients never started together (a broken barrier) has no measured window.
+    if meter is not None and "metered" in clock:
+        meter.end()
+        measured.window, measured.cpu_seconds = meter.window, meter.cpu_seconds
     stragglers = sum(thread.is_alive() for thread in threads)
     if stragglers:
         measured.capped = True
@@ -124,3 +161,12 @@ def run(factory: CallerFactory, load: Load) -> Measured:
     if start is not None:
         measured.seconds = clock.get("end", start) - start
     return measured
+
+
+def idle(phase: Idle, meter: Window) -> Measured:
+    """Watch a system that is given nothing to do."""
+    time.sleep(phase.settle)
+    meter.begin()
+    time.sleep(phase.seconds)
+    meter.end()
+    return Measured(seconds=phase.seconds, window=meter.window, cpu_seconds=meter.cpu_seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bench.load import Load
+from bench.load import Idle, Load
 
 SYSTEM_ORDER = ("raw", "project", "seed", "celery")
 
@@ -20,6 +20,7 @@ class Plan:
     phase_seconds: float  # no new request starts after this, whatever is left
     sizes: tuple[int, ...]
     celery_poll_seconds: float = 0.05  # how often Celery's `.get()` polls the S3 result backend
+    idle_seconds: float = 30.0  # each system watched without load for this long (0: not at all)
 
     MIN_PER_CLIENT = 4
 
@@ -28,7 +29,8 @@ class Plan:
             f"{', '.join(self.backends)}; {', '.join(self.systems)}; clients {self.clients}; "
             f"workers {self.workers}; {self.requests} requests a phase (>= {self.MIN_PER_CLIENT} a client) "
             f"after {self.warmup_per_client} warm-up(s) a client, capped at {self.phase_seconds:g} s; "
-            f"sizes {self.sizes}; Celery polls its results every {self.celery_poll_seconds:g} s"
+            f"sizes {self.sizes}; Celery polls its results every {self.celery_poll_seconds:g} s; "
+            f"idle {self.idle_seconds:g} s"
         )
 
     def loads(self) -> list[Load]:
@@ -36,6 +38,12 @@ class Plan:
             Load(c, max(self.requests, self.MIN_PER_CLIENT * c), self.warmup_per_client, self.phase_seconds)
             for c in self.clients
         ]
+
+    def idle(self) -> Idle | None:
+        """The idle phase each system starts with: long enough to see a few long polls in the full run."""
+        if self.idle_seconds <= 0:
+            return None
+        return Idle(self.idle_seconds, settle=2.0 if self.idle_seconds >= 10 else 0.5)
 
 
 FULL = Plan(
@@ -58,6 +66,7 @@ SMOKE = Plan(
     warmup_per_client=1,
     phase_seconds=60.0,
     sizes=(10, 1_000),
+    idle_seconds=1.0,
 )
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import requests
 
-from bench.load import Caller, CallerFactory, Load, Measured, run
+from bench import calls
+from bench.cpu import Meter
+from bench.load import Caller, CallerFactory, Idle, Load, Measured, idle, run
 from bench.workload import OPERATIONS, check, numbers_for
-from harness.backend import Backend
+from harness.backend import ROOT, Backend
 from harness.fixtures import Services, new_stack
 from harness.services import Frontend, ServiceProcess, Stack
 
@@ -29,18 +31,37 @@ class Deployment:
     frontend: Frontend
     processes: dict[str, ServiceProcess]  # by service name: frontend, logger, worker-0, ...
 
+    def meter(self) -> Meter:
+        """A meter of every service's CPU (the load generator is not one: its calls are HTTP)."""
+        return Meter({name: process.pid for name, process in self.processes.items()}, include_self=False)
+
 
 @contextmanager
-def running(backend: Backend, log_dir: Path, workers: int) -> Iterator[Deployment]:
-    """A freshly provisioned stack with `workers` workers, a logger and a frontend; all removed after."""
+def running(
+    backend: Backend, log_dir: Path, workers: int, calls_dir: Path | None = None
+) -> Iterator[Deployment]:
+    """A freshly provisioned stack with `workers` workers, a logger and a frontend; all removed after.
+
+    With `calls_dir`, each service records its AWS calls there (bench/calls.py).
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
+
+    def recorded(name: str) -> dict[str, str]:
+        return calls.hook_env(calls_dir, name, str(ROOT / "services"))
+
     with new_stack(backend) as stack:
         services = Services(stack, log_dir)
         try:
-            processes = {f"worker-{n}": services.worker(f"worker-{n}") for n in range(workers)}
-            processes["logger"] = services.logger()
+            processes = {
+                f"worker-{n}": services.worker(f"worker-{n}", **recorded(f"worker-{n}"))
+                for n in range(workers)
+            }
+            processes["logger"] = services.logger(**recorded("logger"))
             frontend = services.frontend(
-                WEB_WORKERS=WEB_WORKERS, WEB_THREADS=WEB_THREADS, REPLY_WAIT_SECONDS=REPLY_WAIT_SECONDS
+                WEB_WORKERS=WEB_WORKERS,
+                WEB_THREADS=WEB_THREADS,
+                REPLY_WAIT_SECONDS=REPLY_WAIT_SECONDS,
+                **recorded("frontend"),
             )
             processes["frontend"] = frontend
             yield Deployment(stack, frontend, processes)
@@ -49,12 +70,19 @@ def running(backend: Backend, log_dir: Path, workers: int) -> Iterator[Deploymen
 
 
 def measure(
-    backend: Backend, log_dir: Path, workers: int, loads: Sequence[Load]
-) -> Iterator[tuple[Load, Measured]]:
-    """Each load in turn on one deployment with `workers` workers."""
-    with running(backend, log_dir / f"project-{workers}w", workers) as deployment:
+    backend: Backend,
+    log_dir: Path,
+    workers: int,
+    loads: Sequence[Load],
+    quiet: Idle | None = None,
+    calls_dir: Path | None = None,
+) -> Iterator[tuple[Load | Idle, Measured]]:
+    """Idle first (with `quiet`), then each load in turn, on one deployment with `workers` workers."""
+    with running(backend, log_dir / f"project-{workers}w", workers, calls_dir) as deployment:
+        if quiet is not None:
+            yield quiet, idle(quiet, deployment.meter())
         for load in loads:
-            yield load, run(caller(deployment.frontend.url), load)
+            yield load, run(caller(deployment.frontend.url), load, deployment.meter())
 
 
 class RequestFailed(RuntimeError):

@@ -35,6 +35,11 @@ class LoadRow:
     first_error: str | None = None
     incident: str | None = None  # something the system did besides answering, e.g. a process exited
     phase_seconds: float = 0.0  # wall time of the whole phase, set-up included
+    # The AWS calls every process made in the measured part, by process, service and operation
+    # ({"process", "service", "operation", "calls", "billed"}: see bench/calls.py), and each
+    # service's CPU seconds in it (bench/cpu.py). Divided by `completed` for the cost tables.
+    aws_calls: list[dict[str, Any]] = field(default_factory=list)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rps(self) -> float:
@@ -42,7 +47,14 @@ class LoadRow:
 
     @classmethod
     def measured(
-        cls, measured: Measured, *, backend: str, system: str, workers: int | None, clients: int
+        cls,
+        measured: Measured,
+        *,
+        backend: str,
+        system: str,
+        workers: int | None,
+        clients: int,
+        aws_calls: list[dict[str, Any]] | None = None,
     ) -> LoadRow:
         def rounded(fraction: float) -> float | None:
             value = percentile(measured.latencies_ms, fraction)
@@ -63,7 +75,21 @@ class LoadRow:
             capped=measured.capped,
             first_error=measured.first_error,
             incident="; ".join(measured.incidents) or None,
+            aws_calls=aws_calls or [],
+            cpu_seconds=dict(measured.cpu_seconds),
         )
+
+
+@dataclass
+class IdleRow:
+    """One system started and left without load for `seconds`: what it calls and burns meanwhile."""
+
+    backend: str
+    system: str
+    workers: int | None
+    seconds: float
+    aws_calls: list[dict[str, Any]] = field(default_factory=list)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +110,7 @@ class Run:
     smoke: bool
     load: list[LoadRow] = field(default_factory=list)
     sizes: list[SizeRow] = field(default_factory=list)
+    idle: list[IdleRow] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # phases that could not run at all
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
@@ -98,5 +125,6 @@ class Run:
     def from_json(cls, document: dict[str, Any]) -> Run:
         load = [LoadRow(**{k: v for k, v in row.items() if k != "rps"}) for row in document.get("load", [])]
         sizes = [SizeRow(**row) for row in document.get("sizes", [])]
-        rest = {k: v for k, v in document.items() if k not in ("load", "sizes")}
-        return cls(load=load, sizes=sizes, **rest)
+        idle = [IdleRow(**row) for row in document.get("idle", [])]
+        rest = {k: v for k, v in document.items() if k not in ("load", "sizes", "idle")}
+        return cls(load=load, sizes=sizes, idle=idle, **rest)

@@ -7,24 +7,32 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench import celery_bench, emulators, project, raw, seed, sizes
-from bench.load import Load, Measured
+from bench import calls, celery_bench, emulators, project, raw, report, seed, sizes
+from bench.load import Idle, Load, Measured
 from bench.plan import Plan
-from bench.results import SYSTEMS, LoadRow, Run
+from bench.results import SYSTEMS, IdleRow, LoadRow, Run
 from harness.backend import Backend
 
 Say = Callable[[str], None]
 
 
 def _phases(plan: Plan, system: str, backend: Backend, log_dir: Path, workers: int | None):
-    loads = plan.loads()
-    measures: dict[str, Callable[[], Iterator[tuple[Load, Measured]]]] = {
+    """Each system's phases: idle first (raw has nothing running to be idle), then every load."""
+    loads, quiet, record = plan.loads(), plan.idle(), calls_dir(log_dir)
+    measures: dict[str, Callable[[], Iterator[tuple[Load | Idle, Measured]]]] = {
         "raw": lambda: raw.measure(backend, loads),
-        "project": lambda: project.measure(backend, log_dir, workers, loads),
-        "seed": lambda: seed.measure(backend, log_dir, workers, loads),
-        "celery": lambda: celery_bench.measure(backend, log_dir, workers, loads, plan.celery_poll_seconds),
+        "project": lambda: project.measure(backend, log_dir, workers, loads, quiet, record),
+        "seed": lambda: seed.measure(backend, log_dir, workers, loads, quiet, record),
+        "celery": lambda: celery_bench.measure(
+            backend, log_dir, workers, loads, plan.celery_poll_seconds, quiet, record
+        ),
     }
     return measures[system]()
+
+
+def calls_dir(log_dir: Path) -> Path:
+    """Where every process on one emulator records its AWS calls."""
+    return log_dir / "calls"
 
 
 def run_plan(plan: Plan, log_dir: Path, say: Say, *, smoke: bool) -> Run:
@@ -38,6 +46,8 @@ def run_plan(plan: Plan, log_dir: Path, say: Say, *, smoke: bool) -> Run:
                 with emulators.running(kind, log_dir / kind) as backend:
                     # This process reaches the emulator as the services do: the SDK's standard variables.
                     os.environ.update(backend.env)
+                    # The load generator and the baselines' clients run here: record this process too.
+                    calls.record_here(calls_dir(log_dir / kind))
                     _run_backend(plan, backend, log_dir / kind, run, say)
             except Exception as error:  # noqa: BLE001 - the other emulator's results are still worth having
                 run.failures.append(f"{kind}: {type(error).__name__}: {error}")
@@ -52,8 +62,14 @@ def run_plan(plan: Plan, log_dir: Path, say: Say, *, smoke: bool) -> Run:
 def _progress(label: str, row: LoadRow) -> str:
     return (
         f"    {label}, {row.clients} clients: {row.completed}/{row.sent} in {row.seconds:.1f} s, "
-        f"{row.rps:.1f} req/s, p50 {row.p50_ms} ms, {row.errors} errors (phase {row.phase_seconds} s)"
+        f"{row.rps:.1f} req/s, p50 {row.p50_ms} ms, {row.errors} errors (phase {row.phase_seconds} s), "
+        f"{report.calls_per_request(row):.1f} AWS calls/request"
     )
+
+
+def _idle_progress(label: str, row: IdleRow) -> str:
+    made = sum(c["calls"] for c in row.aws_calls)
+    return f"    {label}, idle: {made} AWS calls in {row.seconds:g} s"
 
 
 def _run_backend(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say) -> None:
@@ -63,8 +79,21 @@ def _run_backend(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say
             mark = time.monotonic()
             try:
                 for load, measured in _phases(plan, system, backend, log_dir, workers):
+                    made = calls.in_window(calls_dir(log_dir), measured.window)
+                    if isinstance(load, Idle):
+                        quiet = IdleRow(backend.name, system, workers, round(measured.seconds, 3), made)
+                        quiet.cpu_seconds = dict(measured.cpu_seconds)
+                        run.idle.append(quiet)
+                        say(_idle_progress(label, quiet))
+                        mark = time.monotonic()
+                        continue
                     row = LoadRow.measured(
-                        measured, backend=backend.name, system=system, workers=workers, clients=load.clients
+                        measured,
+                        backend=backend.name,
+                        system=system,
+                        workers=workers,
+                        clients=load.clients,
+                        aws_calls=made,
                     )
                     row.phase_seconds = round(time.monotonic() - mark, 1)
                     mark = time.monotonic()

@@ -15,11 +15,13 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench import children, clients
-from bench.load import Caller, CallerFactory, Load, Measured, run
+from bench.cpu import Meter
+from bench.load import Caller, CallerFactory, Idle, Load, Measured, idle, run
 from bench.workload import OPERATIONS, check, compute, numbers_for
 from harness.backend import Backend
 
@@ -62,32 +64,51 @@ def caller(backend: Backend, requests_url: str, responses_url: str) -> CallerFac
 
 
 def measure(
-    backend: Backend, log_dir: Path, workers: int, loads: Sequence[Load]
-) -> Iterator[tuple[Load, Measured]]:
-    """Each load on fresh queues with `workers` fresh seed workers: a timed-out request's reply must
-    not be left for the next load's clients to trip over."""
-    for load in loads:
-        yield load, measure_one(backend, log_dir, workers, load)
+    backend: Backend,
+    log_dir: Path,
+    workers: int,
+    loads: Sequence[Load],
+    quiet: Idle | None = None,
+    calls_dir: Path | None = None,
+) -> Iterator[tuple[Load | Idle, Measured]]:
+    """Each load on fresh queues with `workers` fresh seed workers (a timed-out request's reply must
+    not be left for the next load's clients to trip over); with `quiet`, the first load's workers are
+    watched idle before their load."""
+    for number, load in enumerate(loads):
+        watch = quiet if number == 0 else None
+        lifetime = load.time_cap + (watch.settle + watch.seconds if watch else 0)
+        with deployed(backend, log_dir, workers, lifetime, calls_dir) as (queues, meter):
+            if watch is not None:
+                yield watch, idle(watch, meter)
+            yield load, run(caller(backend, *queues), load, meter)
 
 
-def measure_one(backend: Backend, log_dir: Path, workers: int, load: Load) -> Measured:
-    """Fresh queues, `workers` seed workers as processes, then the load; everything removed after."""
+@contextmanager
+def deployed(
+    backend: Backend, log_dir: Path, workers: int, seconds: float, calls_dir: Path | None
+) -> Iterator[tuple[tuple[str, str], Meter]]:
+    """Fresh queues and `workers` seed workers for a phase of up to `seconds`; removed after."""
     sqs = clients.client(backend, "sqs")
     prefix = clients.scratch_name("bench-seed")
     requests_url = sqs.create_queue(QueueName=f"{prefix}-requests")["QueueUrl"]
     responses_url = sqs.create_queue(QueueName=f"{prefix}-responses")["QueueUrl"]
     # The workers stop by themselves after the longest the phase can take, should we be killed.
-    lifetime = str(2 * load.time_cap + 2 * REPLY_TIMEOUT_SECONDS + 60)
+    lifetime = str(2 * seconds + 2 * REPLY_TIMEOUT_SECONDS + 60)
     args = ["--endpoint", backend.endpoint, "--requests", requests_url, "--responses", responses_url]
     processes = [
         children.python_module(
-            f"seed-worker-{n}", "bench.seed", [*args, "--seconds", lifetime], backend, log_dir
+            f"seed-worker-{n}",
+            "bench.seed",
+            [*args, "--seconds", lifetime],
+            backend,
+            log_dir,
+            calls_dir=calls_dir,
         )
         for n in range(workers)
     ]
     try:
         with children.started(processes):
-            return run(caller(backend, requests_url, responses_url), load)
+            yield (requests_url, responses_url), Meter({p.name: p.pid for p in processes})
     finally:
         clients.delete_queues(sqs, prefix)
 
