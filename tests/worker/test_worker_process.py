@@ -42,11 +42,23 @@ def test_sigterm_mid_batch_finishes_the_batch_and_loses_nothing(stack, run) -> N
     # What the first worker did not take is still queued, and nothing it took is in flight.
     assert queue_depth(stack, queue_url(stack, "requests_queue")) == len(sent) - len(finished)
 
-    run.worker("worker-2", CONSUMER_LOOPS=1)
-    answered = drain(stack, replies, until=len(sent), timeout=240)
-    ids = Counter(json.loads(message["Body"])["id"] for message in answered)
-    assert set(ids) == set(sent)
-    assert max(ids.values()) == 1, "no request was answered twice"
+    second = run.worker("worker-2", CONSUMER_LOOPS=1)
+    answered: Counter = Counter()
+
+    def refused() -> set[str]:
+        return {event["request_id"] for worker in (first, second) for event in worker.events("reply_failed")}
+
+    def every_request_answered_or_refused() -> bool:
+        answered.update(json.loads(message["Body"])["id"] for message in drain(stack, replies, until=0))
+        return set(sent) - set(answered) <= refused()
+
+    # A reply goes missing only when AWS refused to send it (the strict stages fail 1% of calls,
+    # entries of a batch included): the worker says so, and the requester finds the result in the
+    # log, checked below for every request. SQS may also deliver a reply twice (at least once), which
+    # the frontend tolerates; what must hold is that no request was computed twice.
+    eventually(every_request_answered_or_refused, timeout=240, interval=0, what="every reply or its failure")
+    assert set(answered) <= set(sent)
+    assert len(first.events("computed")) + len(second.events("computed")) == len(sent), "each computed once"
     for request_id, numbers in zip(sent, requests, strict=True):
         record = eventually(
             lambda rid=request_id: read_log(stack, rid), timeout=120, what=f"log {request_id}"
