@@ -112,7 +112,7 @@ class Scale:
         return self.left + float((Fraction(value) - self.low) / self.span) * self.width
 
 
-def _round_step(at_least: Fraction) -> int:
+def round_step(at_least: Fraction) -> int:
     """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least `at_least`."""
     power = 1
     while True:
@@ -149,7 +149,7 @@ def histogram_svg(
     width, height = 480, 270
     left, right, top, bottom = 56, 468, 44, 236
     x = Scale(edges[0], edges[-1], left, right)
-    y_step = _round_step(Fraction(max(max(counts), 1), 4))
+    y_step = round_step(Fraction(max(max(counts), 1), 4))
     y_top = -(-max(counts) // y_step) * y_step or y_step
 
     def y(count: int) -> float:
@@ -279,7 +279,7 @@ def box_plot_svg(box: dict[str, Number | list[int]], *, number: Formatter = form
         else Scale(lowest - 1, lowest + 1, left, right)
     )
 
-    step = _round_step(max(Fraction(highest - lowest, 5), Fraction(1)))
+    step = round_step(max(Fraction(highest - lowest, 5), Fraction(1)))
     first = -(-lowest // step) * step
     ticks = range(first, highest + 1, step)
     axis_y = 104

@@ -7,14 +7,15 @@ A None value is a gap in the line (no logger ran, no request finished, no depth 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from flask_babel import gettext as _
 from markupsafe import Markup
 
+from frontend.charts import round_step
 from qcompute import stats
 
 WIDTH, HEIGHT = 600, 250
@@ -185,11 +186,9 @@ def charts(trends: dict[str, Any], formats: Formats | None = None) -> list[Chart
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2 or 5 x 10^k at or above value, and at least 1: the top of the y axis."""
-    if value <= 1:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    return float(next(factor * magnitude for factor in (1, 2, 5, 10) if factor * magnitude >= value))
+    """The smallest of 1, 2 or 5 x 10^k at or above value, and at least 1: the top of the y axis
+    (the result page's charts round their steps the same way)."""
+    return float(round_step(Fraction(value)))
 
 
 def _dash(dash: str) -> Markup:
