@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -115,6 +116,13 @@ def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         raise TimeoutError(f"{what}: not within {timeout:.0f} s") from None
 
 
+def _start(argv: list[str], cwd: Path, env: dict[str, str], log: Any) -> subprocess.Popen:
+    """A command in its own session (so _end stops it and its children), its output in `log`."""
+    return subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
 def _end(process: subprocess.Popen, sig: int, timeout: float) -> None:
     """Stop a process started in its own session, as Ctrl-C would, and wait for it."""
     if process.poll() is None:
@@ -130,13 +138,8 @@ def _end(process: subprocess.Popen, sig: int, timeout: float) -> None:
 def compose_watch(copy: Path, project: str, env: dict[str, str], log_path: Path) -> Iterator[None]:
     """`docker compose ... watch --no-up` on the running stack `project` of the checkout `copy`."""
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            ["docker", "compose", "-p", project, *DEVELOP_FILES, "watch", "--no-up"],
-            cwd=copy,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        process = _start(
+            ["docker", "compose", "-p", project, *DEVELOP_FILES, "watch", "--no-up"], copy, env, log
         )
         try:
 
@@ -160,14 +163,7 @@ def dev_processes(copy: Path, venv: Path, env: dict[str, str], log_path: Path) -
         (copy / ".cache/venv").symlink_to(venv)
     url = f"http://127.0.0.1:{env['HTTP_PORT']}"
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(copy / "scripts/dev"), "--backend", "moto"],
-            cwd=copy,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = _start([str(copy / "scripts/dev"), "--backend", "moto"], copy, env, log)
         try:
 
             def ready() -> bool:
