@@ -79,7 +79,7 @@ def test_the_user_data_installs_pinned_plugins_and_starts_compose() -> None:
 FAKE_AWS = """#!/bin/sh
 echo "aws $*" >> "$CALLS"
 case "$1 $2" in
-  "s3 cp") tar -czf "$5" -C "$BUNDLE" . ;;
+  "s3 cp") tar -czf "$5" $REPRODUCIBLE -C "$BUNDLE" . ;;
   "ssm get-parameter") echo "$FAKE_SECRET" ;;
 esac
 """
@@ -98,6 +98,8 @@ case "$*" in
 esac
 """
 SECRET = "f" * 64
+# Like scripts/deploy's bundle: the same tree gives the same bytes, whenever its files were written.
+REPRODUCIBLE = "--sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner"
 
 
 def _release_run(
@@ -133,6 +135,7 @@ def _release_run(
         "CONTAINERS": containers,
         "AFTER_UP": after_up,
         "VERDICT": verdict,
+        "REPRODUCIBLE": REPRODUCIBLE,
     }
     (tmp_path / "calls.log").unlink(missing_ok=True)
     return subprocess.run(["bash", str(script), *arguments], env=env, capture_output=True, text=True)
@@ -150,7 +153,9 @@ def _docker_calls(tmp_path: Path) -> list[str]:
 
 def _bundle_tag(tmp_path: Path) -> str:
     """The digest `scripts/deploy status` shows for the fake bundle: of its uncompressed tar."""
-    tar = subprocess.run(["tar", "-c", "-C", str(tmp_path / "bundle"), "."], capture_output=True, check=True)
+    tar = subprocess.run(
+        ["tar", "-c", *REPRODUCIBLE.split(), "-C", str(tmp_path / "bundle"), "."], capture_output=True, check=True
+    )
     return hashlib.sha256(tar.stdout).hexdigest()[:12]
 
 
