@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from itertools import islice
 from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from frontend.history import NewestFirst
 from frontend.memory import LARGE_BYTES
 from frontend.replies import ReplyChannel, Waiter
 from frontend.settings import FrontendSettings
@@ -151,6 +151,7 @@ class Submissions:
         self.requests_url = aws.queue_url(clients.sqs, clients.names.requests_queue)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-read")
         self.backlog = (0, -BACKLOG_CHECK_SECONDS)  # (depth, when read)
+        self.newest = NewestFirst(clients.s3, clients.names.log_bucket)
 
     # --- submitting -----------------------------------------------------------------------------------
 
@@ -350,7 +351,7 @@ class Submissions:
             prefix, key_of = f"{contract.USER_PREFIX}{viewer.own}/", partial(contract.user_key, viewer.own)
         before_key = key_of(before) if before and contract.is_request_id(before) else None
         try:
-            keys = list(islice(self._keys_newest_first(prefix, before_key), limit + 1))
+            keys = self.newest.before(prefix, before_key, limit + 1)
             summaries = list(self.pool.map(self._summary, keys[:limit]))
         except (BotoCoreError, ClientError) as error:
             raise Unavailable(N_("the result log cannot be read; please try again shortly")) from error
@@ -380,22 +381,3 @@ class Submissions:
         if metadata.get("total-ms"):
             summary["total_ms"] = float(metadata["total-ms"])
         return summary
-
-    def _keys_newest_first(self, prefix: str, before: str | None) -> Iterator[str]:
-        """Log keys below `prefix` that sort before `before`, newest first.
-
-        S3 lists in ascending order only, so walk the year/month/day levels from the newest down and
-        reverse each day's keys (ids are UUIDv7, so keys sort by time).
-        """
-        children, keys = [], []
-        paginator = self.clients.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.clients.names.log_bucket, Prefix=prefix, Delimiter="/"):
-            children += [common["Prefix"] for common in page.get("CommonPrefixes", [])]
-            keys += [item["Key"] for item in page.get("Contents", [])]
-        for key in sorted(keys, reverse=True):
-            if before is None or key < before:
-                yield key
-        for child in sorted(children, reverse=True):
-            # Skip whole years, months or days that are entirely at or after the cursor.
-            if before is None or child <= before[: len(child)]:
-                yield from self._keys_newest_first(child, before)
