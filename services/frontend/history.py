@@ -27,6 +27,11 @@ from typing import Any
 from qcompute import contract
 
 LISTING_KEYS = 1000  # what one ListObjectsV2 returns at most
+# A listing asks for this many keys per key missing from the page, and at least LISTED_AT_LEAST: a
+# window is sized to hold MARGIN times those, and room for far more only costs time (every key listed
+# is sent and parsed), while too little room makes a listing of a burst stop short.
+LISTED_PER_MISSING = 4
+LISTED_AT_LEAST = 100
 # The first window of a prefix never seen: an hour, a day's thousandth of a busy service.
 FIRST_WINDOW_SECONDS = 3600.0
 # A window asks for this many times the keys it needs: a rate is an estimate.
@@ -34,7 +39,7 @@ MARGIN = 1.5
 # Prefixes whose rate and oldest key a process remembers (one per account that looked, plus the log).
 REMEMBERED_PREFIXES = 1000
 # A page never makes more calls than this (a bound, not an expectation: see the module's text).
-MAX_CALLS_PER_PAGE = 32
+MAX_CALLS_PER_PAGE = 64
 # Windows are never narrower: ids are to the millisecond.
 MIN_WINDOW_SECONDS = 0.002
 _ID_AT_END = re.compile(r"/([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12})\.json$")
@@ -90,14 +95,16 @@ class NewestFirst:
                 start, start_time = too_full[-1].last, too_full[-1].last_time
             elif not too_full and start_time <= oldest_time:
                 start = None  # back to the first key: this window is the last
-            listing = self._window(prefix, start, start_time, end)
+            listing = self._window(prefix, start, start_time, end, self._most(count - len(found)))
             if not listing.complete:
                 too_full.append(listing)
-                # Narrow to the rate these keys show, and at most to what this listing did not reach.
-                rate = _rate(listing.keys) or self.listing_keys / max(width, MIN_WINDOW_SECONDS)
-                width = min(
-                    width / 2, self._wanted(count - len(found)) / rate, upper_time - listing.last_time
-                )
+                # Narrow to the rate these keys show (but to no less than an eighth of what this listing
+                # did not reach: the rate of a burst says little about the quiet after it), and at most
+                # to what it did not reach.
+                rate = _rate(listing.keys) or rate
+                fitting = self._wanted(count - len(found)) / rate if rate else width
+                unreached = upper_time - listing.last_time
+                width = min(width / 2, max(fitting, unreached / 8), unreached)
                 continue
             found += reversed(listing.keys)
             if listing.keys:
@@ -119,11 +126,18 @@ class NewestFirst:
 
     def _wanted(self, missing: int) -> float:
         """How many keys a window should hold: those missing and a margin, within one listing."""
-        return min(missing * MARGIN, self.listing_keys / MARGIN)
+        return min(missing * MARGIN, self._most(missing) / MARGIN)
 
-    def _window(self, prefix: str, start: str | None, start_time: float, end: str | None) -> _Listing:
-        """One listing from `start` (exclusive; None: the first key) towards `end` (exclusive)."""
-        arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.listing_keys}
+    def _most(self, missing: int) -> int:
+        """How many keys one listing asks for."""
+        return min(self.listing_keys, max(LISTED_AT_LEAST, LISTED_PER_MISSING * missing))
+
+    def _window(
+        self, prefix: str, start: str | None, start_time: float, end: str | None, most: int
+    ) -> _Listing:
+        """One listing of up to `most` keys from `start` (exclusive; None: the first key) towards
+        `end` (exclusive)."""
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": most}
         if start is not None:
             arguments["StartAfter"] = start
         listing = self.s3.list_objects_v2(**arguments)
