@@ -3,7 +3,7 @@
     python -m bench [--smoke] [--backend localstack|moto|both] [--out DIR]
                     [--requests N] [--phase-seconds S] [--clients 1,4,16,64] [--workers 1,2]
                     [--systems raw,project,seed,celery] [--sizes 10,1000,100000,1000000]
-                    [--celery-poll 0.05] [--idle-seconds 30]
+                    [--celery-poll 0.05] [--idle-seconds 30] [--history 1000000]
 
 On 127.0.0.1 only. Every phase has a fixed request count and a time cap; every process it starts is
 stopped at the end, also on failure, Ctrl-C or SIGTERM. Writes results.json, results.md and bench.png
@@ -63,6 +63,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="how long each system is watched without load, for its idle calls (30; 1 with --smoke; 0: not)",
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        dest="history_objects",
+        help="log records for the history phase (1,000,000 on LocalStack; 2,000 with --smoke; 0: none)",
+    )
     return parser.parse_args(argv)
 
 
@@ -106,6 +112,10 @@ def markdown(run: Run) -> str:
         "## Request sizes (one request each, fresh services; peak = VmHWM, child processes summed)",
         "",
         report.format_table(report.SIZE_HEADERS, report.size_table(run.sizes), markdown=True),
+        "",
+        "## History at scale (GET /api/history, pages of 20, one process's calls per page)",
+        "",
+        report.format_table(report.HISTORY_HEADERS, report.history_table(run.history), markdown=True),
         "",
         "## Cost per request (AWS request prices)",
         "",
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes=args.sizes,
         celery_poll_seconds=args.celery_poll_seconds,
         idle_seconds=args.idle_seconds,
+        history_objects=args.history_objects,
     )
     out: Path = args.out.resolve()
     shutil.rmtree(out / "logs", ignore_errors=True)

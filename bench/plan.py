@@ -21,6 +21,9 @@ class Plan:
     sizes: tuple[int, ...]
     celery_poll_seconds: float = 0.05  # how often Celery's `.get()` polls the S3 result backend
     idle_seconds: float = 30.0  # each system watched without load for this long (0: not at all)
+    history_objects: int = 0  # log records for the history phase (0: no history phase)
+    history_pages: int = 50  # times each history page is read
+    history_backends: tuple[str, ...] = ("localstack",)
 
     MIN_PER_CLIENT = 4
 
@@ -30,7 +33,8 @@ class Plan:
             f"workers {self.workers}; {self.requests} requests a phase (>= {self.MIN_PER_CLIENT} a client) "
             f"after {self.warmup_per_client} warm-up(s) a client, capped at {self.phase_seconds:g} s; "
             f"sizes {self.sizes}; Celery polls its results every {self.celery_poll_seconds:g} s; "
-            f"idle {self.idle_seconds:g} s"
+            f"idle {self.idle_seconds:g} s; history of {self.history_objects:,} records on "
+            f"{', '.join(self.history_backends)}, each page read {self.history_pages} times"
         )
 
     def loads(self) -> list[Load]:
@@ -55,6 +59,7 @@ FULL = Plan(
     warmup_per_client=2,
     phase_seconds=90.0,
     sizes=(10, 1_000, 100_000, 1_000_000),
+    history_objects=1_000_000,
 )
 
 SMOKE = Plan(
@@ -67,6 +72,9 @@ SMOKE = Plan(
     phase_seconds=60.0,
     sizes=(10, 1_000),
     idle_seconds=1.0,
+    history_objects=2_000,
+    history_pages=5,
+    history_backends=("localstack", "moto"),
 )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bench import calls, prices
-from bench.results import SYSTEMS, IdleRow, LoadRow, Run, SizeRow
+from bench.results import SYSTEMS, HistoryRow, IdleRow, LoadRow, Run, SizeRow
 
 SERVICES = ("frontend", "worker", "logger")
 
@@ -98,6 +98,38 @@ def size_table(rows: Sequence[SizeRow]) -> list[list[str]]:
             _number(row.seconds, 2),
             _number(row.logged_seconds, 2),
             *(_number(row.peak_mib.get(service)) for service in SERVICES),
+        ]
+        for row in rows
+    ]
+
+
+HISTORY_HEADERS = [
+    "backend",
+    "log records",
+    "page",
+    "fill s",
+    "reads",
+    "p50 ms",
+    "p95 ms",
+    "max ms",
+    "LIST/page",
+    "HEAD/page",
+]
+
+
+def history_table(rows: Sequence[HistoryRow]) -> list[list[str]]:
+    return [
+        [
+            row.backend,
+            f"{row.objects:,}",
+            row.page if row.status == "done" else f"{row.page}: {row.status}",
+            _number(row.fill_seconds, 0),
+            str(row.pages),
+            _number(row.p50_ms),
+            _number(row.p95_ms),
+            _number(row.max_ms),
+            _number(row.lists_per_page, 2),
+            _number(row.heads_per_page, 2),
         ]
         for row in rows
     ]
@@ -315,6 +347,8 @@ def render(run: Run, *, markdown: bool = False) -> str:
     parts = [format_table(LOAD_HEADERS, load_table(run.load), markdown=markdown)]
     if run.sizes:
         parts.append(format_table(SIZE_HEADERS, size_table(run.sizes), markdown=markdown))
+    if run.history:
+        parts.append(format_table(HISTORY_HEADERS, history_table(run.history), markdown=markdown))
     cost = cost_table(run.load)
     if cost:
         parts.append(format_table(COST_HEADERS, cost, markdown=markdown))

@@ -105,12 +105,30 @@ class SizeRow:
 
 
 @dataclass
+class HistoryRow:
+    """One history page read `pages` times from a log of `objects` records (bench/history.py)."""
+
+    backend: str
+    objects: int
+    page: str  # "first page" or how deep
+    fill_seconds: float | None = None
+    pages: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    max_ms: float | None = None
+    lists_per_page: float | None = None  # the frontend's ListObjectsV2 calls per page
+    heads_per_page: float | None = None
+    status: str = "done"
+
+
+@dataclass
 class Run:
     backends: list[str]
     smoke: bool
     load: list[LoadRow] = field(default_factory=list)
     sizes: list[SizeRow] = field(default_factory=list)
     idle: list[IdleRow] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # phases that could not run at all
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
@@ -126,5 +144,6 @@ class Run:
         load = [LoadRow(**{k: v for k, v in row.items() if k != "rps"}) for row in document.get("load", [])]
         sizes = [SizeRow(**row) for row in document.get("sizes", [])]
         idle = [IdleRow(**row) for row in document.get("idle", [])]
-        rest = {k: v for k, v in document.items() if k not in ("load", "sizes", "idle")}
-        return cls(load=load, sizes=sizes, idle=idle, **rest)
+        history = [HistoryRow(**row) for row in document.get("history", [])]
+        rest = {k: v for k, v in document.items() if k not in ("load", "sizes", "idle", "history")}
+        return cls(load=load, sizes=sizes, idle=idle, history=history, **rest)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench import calls, celery_bench, emulators, project, raw, report, seed, sizes
+from bench import calls, celery_bench, emulators, history, project, raw, report, seed, sizes
 from bench.load import Idle, Load, Measured
 from bench.plan import Plan
 from bench.results import SYSTEMS, IdleRow, LoadRow, Run
@@ -104,6 +104,8 @@ def _run_backend(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say
                 say(f"    {label}: FAILED: {type(error).__name__}: {error}")
     if plan.sizes:
         _run_sizes(plan, backend, log_dir, run, say)
+    if plan.history_objects and backend.name in plan.history_backends:
+        _run_history(plan, backend, log_dir, run, say)
 
 
 def _run_sizes(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say) -> None:
@@ -118,3 +120,21 @@ def _run_sizes(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say) 
     for row in rows:
         say(f"    {backend.name}: {row.size:,} integers: {row.status}, {row.seconds} s, {row.peak_mib} MiB")
     say(f"    {backend.name}: sizes took {time.monotonic() - mark:.1f} s")
+
+
+def _run_history(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say) -> None:
+    say(f"    {backend.name}: history: writing {plan.history_objects:,} log records")
+    try:
+        rows = history.measure(
+            backend, log_dir / "history", plan.history_objects, plan.history_pages, calls_dir(log_dir)
+        )
+    except Exception as error:  # noqa: BLE001 - as above
+        run.failures.append(f"{backend.name}: history: {type(error).__name__}: {error}")
+        say(f"    {backend.name}: history: FAILED: {type(error).__name__}: {error}")
+        return
+    run.history.extend(rows)
+    for row in rows:
+        say(
+            f"    {backend.name}: history {row.page}: p50 {row.p50_ms} ms, p95 {row.p95_ms} ms, "
+            f"{row.lists_per_page} LIST and {row.heads_per_page} HEAD a page (filled in {row.fill_seconds} s)"
+        )
