@@ -139,7 +139,7 @@ def markdown(run: Run) -> str:
         "",
         report.format_table(report.PRICE_HEADERS, [list(row) for row in prices.TABLE], markdown=True),
         "",
-        "## Targets (LocalStack, 16 clients)",
+        "## Targets (LocalStack)",
         "",
         *(f"- {verdict.line()}" for verdict in targets.evaluate(run)),
         *(f"- FAILED: {failure}" for failure in run.failures),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import report, targets
-from bench.results import LoadRow, Run, SizeRow
+from bench.results import HistoryRow, LoadRow, Run, SizeRow
 
 
 def row(system: str, workers: int | None, clients: int, completed: int, p50: float, **extra) -> LoadRow:
@@ -76,14 +76,24 @@ def test_the_size_table_reports_refusals_and_peaks():
 
 
 def test_targets_say_whether_met_and_by_how_much():
-    largest = SizeRow("localstack", 1_000_000, "done", 12.5, 13.0, {"frontend": 300.0, "worker": 1100.0})
-    run = Run(backends=["localstack"], smoke=False, load=ROWS, sizes=[largest])
+    largest = SizeRow("localstack", 1_000_000, "done", 1.25, 1.5, {"frontend": 300.0, "worker": 700.0})
+    loads = [*ROWS]
+    for clients in (1, 4, 64):
+        loads += [row("project", 1, clients, 500, 10.0), row("celery", 1, clients, 400, 12.0)]
+    history = [
+        HistoryRow("localstack", 1_000_000, "first page", 1800.0, 50, 40.0, 90.0, 120.0, 1.0, 20.0),
+        HistoryRow("localstack", 1_000_000, "1,000 deep", 1800.0, 50, 60.0, 310.0, 400.0, 1.2, 20.0),
+    ]
+    run = Run(backends=["localstack"], smoke=False, load=loads, sizes=[largest], history=history)
     verdicts = targets.evaluate(run)
-    assert [v.met for v in verdicts] == [True, False, True, False]
-    assert "200.0 / 400.0 = 50%" in verdicts[0].measured
-    assert "2.00x the req/s" in verdicts[1].measured
-    assert "12.5 s, largest peak 1100 MiB" in verdicts[3].measured
+    assert [v.met for v in verdicts] == [True, False, None, False, True]
+    assert "16: 200 vs 100 req/s (celery), p50 10.0 vs 100.0 ms (celery)" in verdicts[0].measured
+    assert "200 / 400 = 50%, p99 30 ms" in verdicts[1].measured
+    assert "1,000 deep over 1,000,000: p95 310 ms, 1.2 listings" in verdicts[3].measured
+    assert "1.25 s; peaks frontend 300 MiB, worker 700 MiB" in verdicts[4].measured
     assert verdicts[1].line().startswith("MISSED")
+    slow = [*loads, row("seed", 1, 1, 900, 5.0)]
+    assert targets.evaluate(Run(backends=[], smoke=False, load=slow))[0].met is False
     assert targets.evaluate(Run(backends=[], smoke=True))[0].met is None
 
 
