@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import requests
@@ -43,13 +44,14 @@ def measure(backend: Backend, log_dir: Path, objects: int, pages: int, record: P
         ids = fill(bucket, objects, log_dir)
         fill_seconds = time.monotonic() - started
         newest = sorted(ids, reverse=True)
+        listing_ms = _listing_ms(deployment.stack.clients.s3, bucket, newest[DEPTH])
         rows = []
         for name, cursor, expected in (
             ("first page", None, newest[:20]),
             (f"{DEPTH:,} deep", newest[DEPTH - 1], newest[DEPTH : DEPTH + 20]),
         ):
             row = HistoryRow(backend=backend.name, objects=objects, page=name)
-            row.fill_seconds = round(fill_seconds, 1)
+            row.fill_seconds, row.listing_ms = round(fill_seconds, 1), listing_ms
             _read(deployment.frontend.url, cursor, expected, pages, row, record)
             rows.append(row)
         return rows
@@ -80,6 +82,18 @@ def _read(
         sum(c["calls"] for c in frontend if c["operation"] == "ListObjectsV2") / pages, 2
     )
     row.heads_per_page = round(sum(c["calls"] for c in frontend if c["operation"] == "HeadObject") / pages, 2)
+
+
+def _listing_ms(s3: Any, bucket: str, request_id: str) -> float:
+    """What the emulator itself takes for one listing of 100 keys in this bucket (median of five)."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        s3.list_objects_v2(
+            Bucket=bucket, Prefix="logs/", StartAfter=contract.log_key(request_id), MaxKeys=100
+        )
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 1)
 
 
 def fill(bucket: str, objects: int, log_dir: Path) -> list[str]:

@@ -130,6 +130,7 @@ def history_table(rows: Sequence[HistoryRow]) -> list[list[str]]:
             _number(row.max_ms),
             _number(row.lists_per_page, 2),
             _number(row.heads_per_page, 2),
+            _number(row.listing_ms),
         ]
         for row in rows
     ]

@@ -118,6 +118,7 @@ class HistoryRow:
     max_ms: float | None = None
     lists_per_page: float | None = None  # the frontend's ListObjectsV2 calls per page
     heads_per_page: float | None = None
+    listing_ms: float | None = None  # one listing of 100 keys straight to the emulator, for scale
     status: str = "done"
 
 

@@ -67,13 +67,13 @@ class NewestFirst:
         self.bucket = bucket
         self.listing_keys = listing_keys
         self._lock = threading.Lock()
-        # prefix -> (keys per second seen last, when its oldest key was submitted): a page starts from
-        # what the last one saw.
-        self._known: OrderedDict[str, tuple[float | None, float | None]] = OrderedDict()
+        # What the pages of each prefix saw last: the next page starts from it.
+        self._known: OrderedDict[str, _Known] = OrderedDict()
 
     def before(self, prefix: str, end: str | None, count: int) -> list[str]:
         """Up to `count` keys of `prefix` that sort before `end` (all of them if None), newest first."""
-        rate, oldest_time = self._remembered(prefix)
+        known, first_page = self._remembered(prefix), end is None
+        rate, oldest_time = known.rate, known.oldest_time
         if oldest_time is None:
             oldest_time = self._oldest_time(prefix)
             if oldest_time is None:
@@ -81,6 +81,9 @@ class NewestFirst:
         upper_time = key_time(end) if end is not None else time.time()
         if upper_time is None:
             return []
+        # The first page's first window reaches back from the newest key seen, not from now: after a
+        # quiet spell, a window from now would hold nothing (the window still takes any newer key).
+        anchor = min(upper_time, known.newest_time or upper_time) if first_page else upper_time
         found: list[str] = []
         # Listings that held too many keys, the newest last: each gave every key from its start up to
         # its last one, which bounds the next window from below (so every call makes progress).
@@ -89,13 +92,14 @@ class NewestFirst:
         for _ in range(MAX_CALLS_PER_PAGE):
             if len(found) >= count:
                 break
-            start_time = upper_time - max(width, MIN_WINDOW_SECONDS)
+            start_time = anchor - max(width, MIN_WINDOW_SECONDS)
             start: str | None = first_key_at(prefix, start_time)
             if too_full and start <= too_full[-1].last:
                 start, start_time = too_full[-1].last, too_full[-1].last_time
             elif not too_full and start_time <= oldest_time:
                 start = None  # back to the first key: this window is the last
             listing = self._window(prefix, start, start_time, end, self._most(count - len(found)))
+            window_top, anchor = anchor, upper_time
             if not listing.complete:
                 too_full.append(listing)
                 # Narrow to the rate these keys show (but to no less than an eighth of what this listing
@@ -108,20 +112,23 @@ class NewestFirst:
                 continue
             found += reversed(listing.keys)
             if listing.keys:
-                rate = len(listing.keys) / max(upper_time - start_time, MIN_WINDOW_SECONDS)
+                rate = len(listing.keys) / max(window_top - start_time, MIN_WINDOW_SECONDS)
             end, upper_time = start, start_time
+            anchor = upper_time
             # A window that reached a too-full listing joins it: that listing holds the keys below.
             while too_full and end == too_full[-1].last:
                 below = too_full.pop()
                 found += reversed(below.keys)
                 end, upper_time = below.start, below.start_time
+                anchor = upper_time
             if end is None:
                 break  # the first key is in
             # Too few: the rest are older. Widen to the rate seen, at least double, and eightfold after
             # an empty window (a quiet spell, or a sparse history).
             needed = self._wanted(count - len(found)) / rate if rate else 0.0
             width = max((2 if listing.keys else 8) * width, needed)
-        self._remember(prefix, rate, oldest_time)
+        newest_time = key_time(found[0]) if found and first_page else known.newest_time
+        self._remember(prefix, _Known(rate, oldest_time, newest_time))
         return found[:count]
 
     def _wanted(self, missing: int) -> float:
@@ -156,16 +163,23 @@ class NewestFirst:
             return None
         return next((t for item in listing["Contents"] if (t := key_time(item["Key"])) is not None), 0.0)
 
-    def _remembered(self, prefix: str) -> tuple[float | None, float | None]:
+    def _remembered(self, prefix: str) -> _Known:
         with self._lock:
-            return self._known.get(prefix, (None, None))
+            return self._known.get(prefix, _Known())
 
-    def _remember(self, prefix: str, rate: float | None, oldest_time: float) -> None:
+    def _remember(self, prefix: str, known: _Known) -> None:
         with self._lock:
-            self._known[prefix] = (rate, oldest_time)
+            self._known[prefix] = known
             self._known.move_to_end(prefix)
             while len(self._known) > REMEMBERED_PREFIXES:
                 self._known.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _Known:
+    rate: float | None = None  # keys per second where the last page was
+    oldest_time: float | None = None  # when the prefix's first key was submitted
+    newest_time: float | None = None  # and its newest that a first page saw
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,26 @@ def test_at_a_steady_rate_a_page_costs_one_or_two_listings_at_any_depth() -> Non
     assert max(costs) <= 2, costs
 
 
+def test_after_a_quiet_spell_the_first_page_still_costs_one_listing() -> None:
+    # A steady day until two hours ago, then nothing: a window reaching back from now would be empty.
+    keys = [_key("logs/", NOW - 7_200 - DAY * random.random()) for _ in range(5_000)]
+    s3 = ListingS3(keys)
+    newest = NewestFirst(s3, "bucket", listing_keys=1000)
+    assert newest.before("logs/", None, 21) == sorted(keys, reverse=True)[:21]
+    costs = []
+    for _ in range(5):
+        s3.calls = 0
+        assert newest.before("logs/", None, 21) == sorted(keys, reverse=True)[:21]
+        costs.append(s3.calls)
+    assert costs == [1] * 5
+    # A key written since is on the next first page, with no further listing.
+    keys.append(_key("logs/", time.time()))
+    s3.keys = sorted(keys)
+    s3.calls = 0
+    assert newest.before("logs/", None, 21) == sorted(keys, reverse=True)[:21]
+    assert s3.calls == 1
+
+
 def test_an_empty_or_sparse_history_is_crossed_in_a_few_listings() -> None:
     s3 = ListingS3([])
     assert NewestFirst(s3, "bucket").before("users/new/", None, 21) == []
