@@ -6,8 +6,9 @@ a cancel stored more than CANCEL_CHECK_SECONDS before a worker takes the request
 listing the batch answers from began after it was stored; S3 lists are strongly consistent); one
 stored later may be computed anyway, as one that arrives while the request is computed always was.
 
-A HEAD per request is no way out: on AWS a HEAD of a missing key answers 403, not 404, unless the role
-may list the bucket without a prefix condition.
+Not a HEAD per request either: still a call per request, and on AWS a HEAD of a missing key answers
+403, not 404, unless the role may list the bucket without a prefix condition (qcompute.iam): narrow
+that grant and every cancel would silently read "not cancelled".
 """
 
 from __future__ import annotations
