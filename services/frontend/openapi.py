@@ -13,6 +13,8 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from frontend.api import MAX_WAIT_SECONDS
+from frontend.replies import QUEUE_LIST_MAX_AGE_SECONDS
+from frontend.status import REPLY_QUEUES_SHOWN
 from qcompute.contract import STATUSES
 from qcompute.operations import OPERATIONS
 from qcompute.stats import DEPTHS, PERCENTILES, QUEUES, RELATIVE_ERROR, WINDOW_MINUTES
@@ -248,12 +250,56 @@ SCHEMAS: dict[str, Any] = {
     },
     "Status": {
         "type": "object",
-        "required": ["stack", "health", "queues", "reply_queues", "recent", "trends"],
+        "required": [
+            "stack",
+            "health",
+            "queues",
+            "reply_queues",
+            "reply_queues_total",
+            "reply_queues_read_seconds_ago",
+            "recent",
+            "trends",
+        ],
         "properties": {
             "stack": {"type": "string"},
             "health": {"type": "object"},
             "queues": {"type": "array", "items": {"type": "object"}},
-            "reply_queues": {"type": "array", "items": {"type": "object"}},
+            "reply_queues": {
+                "type": "array",
+                "maxItems": REPLY_QUEUES_SHOWN,
+                "description": f"at most {REPLY_QUEUES_SHOWN} of the stack's reply queues (one per frontend "
+                "process): this process's first, then the stalest heartbeats",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "name",
+                        "heartbeat_age_seconds",
+                        "this_process",
+                        "visible",
+                        "in_flight",
+                        "delayed",
+                    ],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "heartbeat_age_seconds": {"type": "integer"},
+                        "this_process": {"type": "boolean"},
+                        "visible": {"type": "integer", "minimum": 0},
+                        "in_flight": {"type": "integer", "minimum": 0},
+                        "delayed": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+            "reply_queues_total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "the stack's reply queues, those not in `reply_queues` included",
+            },
+            "reply_queues_read_seconds_ago": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "when the reply queues and their depths were read (at most every "
+                f"{QUEUE_LIST_MAX_AGE_SECONDS} s)",
+            },
             "recent": {"type": "array", "items": {"type": "object"}},
             "trends": {"anyOf": [_ref("Trends"), {"type": "null"}], "description": "null: unreadable now"},
         },

@@ -1,9 +1,10 @@
 """What operators look at: queue depths, live reply queues, whether replies flow, the latest results,
 and the last hour minute by minute (the loggers' windows, qcompute.stats).
 
-One snapshot serves every viewer of a process for a few seconds, the reply queues' tags are read at
-most every half minute and the last hour at most every TRENDS_MAX_AGE_SECONDS: however many people
-watch, the calls to AWS per minute stay the same.
+One snapshot serves every viewer of a process for a few seconds, the reply queues (their tags, and
+the depths of at most REPLY_QUEUES_SHOWN of them) are read at most every half minute and the last
+hour at most every TRENDS_MAX_AGE_SECONDS: however many people watch, and however many reply queues
+there are, a snapshot reads the same few depths.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from frontend.replies import HEARTBEAT_TAG
+from frontend.replies import HEARTBEAT_TAG, QUEUE_LIST_MAX_AGE_SECONDS
 from frontend.submissions import EVERYONE, Submissions, Unavailable
 from qcompute import aws, logs, stats
 from qcompute.messages import N_, Sentence
@@ -30,9 +31,15 @@ SNAPSHOT_MAX_AGE_SECONDS = 4.0
 # per watched process are plenty, about $0.90 a month for a process watched day and night.
 TRENDS_MAX_AGE_SECONDS = 15.0
 
+# A depth is one call per queue: the page shows this many reply queues, this process's first, then
+# the stalest heartbeats (a process that died leaves its queue, with its unread replies, until a
+# sweep), and counts the others. A stack has one per frontend process, so usually all of them.
+REPLY_QUEUES_SHOWN = 10
+
 _snapshot_lock = threading.Lock()
 _snapshot: tuple[float, dict[str, Any]] | None = None
 _trends: tuple[float, dict[str, Any] | None] | None = None
+_replies: tuple[float, dict[str, Any]] | None = None
 
 
 def stack_status(submissions: Submissions) -> dict[str, Any]:
@@ -53,28 +60,12 @@ def _read_status(submissions: Submissions) -> dict[str, Any]:
         (N_("logs"), names.log_queue),
         (N_("logs dead letters"), names.log_dlq),
     ]
-    now = time.time()
     try:
         queues = [
             {"role": role, "name": name, **aws.queue_depths(sqs, aws.queue_url(sqs, name))}
             for role, name in fixed
         ]
-        replies = []
-        for url, tags in sorted(submissions.channel.reply_queues().items()):
-            try:
-                depths = aws.queue_depths(sqs, url)
-            except ClientError as error:
-                if aws.is_missing_queue(error):
-                    continue  # deleted since it was listed (ListQueues lists deleted queues a while)
-                raise
-            replies.append(
-                {
-                    "name": url.rsplit("/", 1)[-1],
-                    "heartbeat_age_seconds": int(now - float(tags.get(HEARTBEAT_TAG, "0"))),
-                    "this_process": url == submissions.channel.queue_url,
-                    **depths,
-                }
-            )
+        replies = _reply_queues(submissions)
     except (BotoCoreError, ClientError) as error:
         raise Unavailable(N_("the queues cannot be read; please try again shortly")) from error
     recent, _ = submissions.history(None, RECENT_RESULTS, EVERYONE)
@@ -82,10 +73,68 @@ def _read_status(submissions: Submissions) -> dict[str, Any]:
         "stack": names.stack,
         "health": _health(submissions, queues),
         "queues": queues,
-        "reply_queues": replies,
+        "reply_queues": replies["queues"],
+        "reply_queues_total": replies["total"],
+        "reply_queues_read_seconds_ago": replies["read_seconds_ago"],
         "recent": recent,
         "trends": _last_hour(submissions),
     }
+
+
+def _reply_queues(submissions: Submissions) -> dict[str, Any]:
+    """The reply queues as the page shows them: read again, tags and depths together, only when the
+    last read is older than QUEUE_LIST_MAX_AGE_SECONDS. Called under the snapshot's lock."""
+    global _replies
+    if _replies is None or time.monotonic() - _replies[0] > QUEUE_LIST_MAX_AGE_SECONDS:
+        _replies = (time.monotonic(), _read_reply_queues(submissions))
+    read_at, view = _replies
+    now = time.time()
+    return {
+        "queues": [
+            {
+                "name": queue["name"],
+                "heartbeat_age_seconds": int(now - queue["heartbeat"]),
+                "this_process": queue["this_process"],
+                **queue["depths"],
+            }
+            for queue in view["queues"]
+        ],
+        "total": view["total"],
+        "read_seconds_ago": round(time.monotonic() - read_at),
+    }
+
+
+def _read_reply_queues(submissions: Submissions) -> dict[str, Any]:
+    """The stack's reply queues with their tags, then the depths of the first REPLY_QUEUES_SHOWN."""
+    channel = submissions.channel
+    listed = channel.reply_queues(max_age=0)
+    heartbeats = {url: _heartbeat(tags) for url, tags in listed.items()}
+    first = sorted(listed, key=lambda url: (url != channel.queue_url, heartbeats[url], url))
+    queues, gone = [], 0
+    for url in first[:REPLY_QUEUES_SHOWN]:
+        try:
+            depths = aws.queue_depths(submissions.clients.sqs, url)
+        except ClientError as error:
+            if aws.is_missing_queue(error):
+                gone += 1  # deleted since it was listed (ListQueues lists deleted queues a while)
+                continue
+            raise
+        queues.append(
+            {
+                "name": url.rsplit("/", 1)[-1],
+                "heartbeat": heartbeats[url],
+                "this_process": url == channel.queue_url,
+                "depths": depths,
+            }
+        )
+    return {"queues": queues, "total": len(listed) - gone}
+
+
+def _heartbeat(tags: dict[str, str]) -> float:
+    try:
+        return float(tags.get(HEARTBEAT_TAG, "0"))
+    except ValueError:
+        return 0.0
 
 
 def _last_hour(submissions: Submissions) -> dict[str, Any] | None:

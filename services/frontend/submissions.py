@@ -282,8 +282,10 @@ class Submissions:
         """Ask the workers to skip a request still pending: "cancelling"; otherwise its status as
         `find` tells it ("done", "error", "cancelled", "expired" or "unknown").
 
-        The marker is an S3 object the worker lists before computing a batch (worker/main.py): no
-        new service or queue. A request a worker has already begun is computed all the same.
+        The marker is an S3 object the workers list (worker/cancels.py): no new service or queue.
+        Each worker process lists them at most once per CANCEL_CHECK_SECONDS, so a cancel stored
+        longer than that before a worker takes the request is honoured; one stored later, or once a
+        worker has begun the request, may be computed all the same.
         """
         lookup = self.find(request_id, viewer)
         if lookup.status != "pending":

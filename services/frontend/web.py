@@ -11,6 +11,7 @@ from flask_babel import gettext
 from frontend import auth, charts, i18n, trends
 from frontend.api import waiting_slot
 from frontend.i18n import localized
+from frontend.replies import QUEUE_LIST_MAX_AGE_SECONDS
 from frontend.status import stack_status
 from qcompute.messages import N_
 from qcompute.operations import OPERATIONS
@@ -154,7 +155,13 @@ def status() -> Any:
         number=lambda value: i18n.number(round(value) if value >= 100 else round(value, 2))
     )
     charts = trends.charts(snapshot["trends"], formats) if snapshot["trends"] else None
-    return render_template("status.html", status=snapshot, charts=charts, refresh=STATUS_REFRESH_SECONDS)
+    return render_template(
+        "status.html",
+        status=snapshot,
+        charts=charts,
+        refresh=STATUS_REFRESH_SECONDS,
+        reply_queues_every=QUEUE_LIST_MAX_AGE_SECONDS,
+    )
 
 
 @blueprint.app_context_processor

@@ -27,6 +27,7 @@ from qcompute.consumer import (
 )
 from qcompute.settings import ConfigError
 from qcompute.validation import read_integer
+from worker.cancels import CancelMarkers
 from worker.compute import Calculator, ComputeFailed, answer, cancelled
 from worker.settings import WorkerSettings
 
@@ -56,6 +57,8 @@ class RequestHandler:
         self.io = ThreadPoolExecutor(max_workers=2 * settings.loops, thread_name_prefix="send")
         # One request large enough to travel through S3 at a time: its numbers are the worker's memory.
         self.large = threading.BoundedSemaphore(1)
+        # Which requests someone cancelled, listed at most once per CANCEL_CHECK_SECONDS for all loops.
+        self.cancels = CancelMarkers(clients.s3, clients.names.log_bucket, settings.cancel_check_seconds)
 
     def __call__(self, messages: Sequence[Message]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -68,7 +71,7 @@ class RequestHandler:
                     requests[message.message_id] = contract.decode_request(message.body)
                 except contract.MalformedMessage as error:
                     outcomes[message.message_id] = Poison(str(error))
-        skipped = self._cancelled([request["id"] for request in requests.values()])
+        skipped = self.cancels.among([request["id"] for request in requests.values()])
         for message in messages:
             if message.message_id not in requests:
                 continue
@@ -102,28 +105,6 @@ class RequestHandler:
         sent.result()
         outcomes.update(published.result())
         return outcomes
-
-    def _cancelled(self, ids: list[str]) -> set[str]:
-        """Which of the batch's requests someone cancelled: one LIST of their markers for the whole
-        batch rather than a HEAD per request (a batch's UUIDv7 ids share their leading time digits, so
-        the listing reads only markers of requests submitted within the batch's span). If S3 cannot
-        tell, the requests are computed: a result nobody wanted costs less than a batch held back."""
-        if not ids:
-            return set()
-        keys = {contract.cancel_key(request_id): request_id for request_id in ids}
-        # The longest prefix they share: that of the lowest and the highest key.
-        low, high = min(keys), max(keys)
-        prefix = low[: next((i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b), len(low))]
-        found: set[str] = set()
-        try:
-            pages = self.clients.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.clients.names.log_bucket, Prefix=prefix
-            )
-            for page in pages:
-                found |= {keys[item["Key"]] for item in page.get("Contents", []) if item["Key"] in keys}
-        except (BotoCoreError, ClientError) as error:
-            log.warning("cancel_check_failed", error=str(error), requests=len(ids))
-        return found
 
     def _skip(self, message: Message, request: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """A cancelled request: not computed; its cancelled record goes the way of any result."""

@@ -51,6 +51,9 @@ class WorkerSettings:
     # which a request is split among them.
     processes: int
     parallel_from: int
+    # How long a listing of the cancel markers answers for (worker/cancels.py): a cancel stored
+    # longer than this before a worker takes its request is honoured.
+    cancel_check_seconds: float
     health_file: Path
     log_level: str
     log_format: str
@@ -67,6 +70,7 @@ class WorkerSettings:
             worker_name=env.text("WORKER_NAME", f"{socket.gethostname()}/{os.getpid()}"),
             processes=env.integer("WORKER_PROCESSES", default_processes(), minimum=1),
             parallel_from=env.integer("PARALLEL_FROM_NUMBERS", 100_000, minimum=1),
+            cancel_check_seconds=env.number("CANCEL_CHECK_SECONDS", 1.0, minimum=0, maximum=60),
             # The container's /tmp is a tmpfs; the healthcheck reads this file's age.
             health_file=env.file("HEALTH_FILE", "/tmp/worker.alive"),  # noqa: S108
             log_level=log_level,

@@ -81,10 +81,16 @@ class Services:
 
 
 def send_request(
-    stack: Stack, numbers: list, operations: list[str], *, reply_to: str | None, secret: bytes = b"tests"
+    stack: Stack,
+    numbers: list,
+    operations: list[str],
+    *,
+    reply_to: str | None,
+    secret: bytes = b"tests",
+    request_id: str | None = None,
 ) -> str:
     """Put a request straight on the request queue, as a frontend would; return its id."""
-    request_id = contract.new_request_id(secret)
+    request_id = request_id or contract.new_request_id(secret)
     body = contract.request_message(
         request_id,
         numbers,

@@ -63,6 +63,7 @@ MALFORMED = {
     "CONSUMER_LOOPS": ("33", "must be between 1 and 32, not 33"),
     "WORKER_PROCESSES": ("0", "must be at least 1, not 0"),
     "PARALLEL_FROM_NUMBERS": ("0", "must be at least 1, not 0"),
+    "CANCEL_CHECK_SECONDS": ("61", "must be between 0 and 60, not 61"),
     "LOGGER_NAME": ("Logger 1", "must be lowercase letters, digits, '.' and '-', not 'Logger 1'"),
     "STATS_FLUSH_SECONDS": ("61", "must be between 1 and 60, not 61"),
     "HEALTH_FILE": ("/nonexistent/x.alive", "must be a file in a directory this process can write in"),

@@ -87,6 +87,12 @@ def new_request_id(secret: bytes, now: float | None = None, user: str = "") -> s
     return str(uuid.UUID(int=(head << 32) | _signature(head, secret, user)))
 
 
+def first_id_at(moment: float) -> str:
+    """Lower than every id issued at `moment` (Unix seconds) or later, and higher than every id
+    issued before: UUIDv7 ids sort by time, as text too."""
+    return str(uuid.UUID(int=int(moment * 1000) << 80))
+
+
 def is_request_id(text: str) -> bool:
     return bool(REQUEST_ID_PATTERN.fullmatch(text))
 
@@ -122,8 +128,8 @@ def payload_key(request_id: str, kind: str) -> str:
 
 
 def cancel_key(request_id: str) -> str:
-    """The request's cancel marker. The id leads the key, so the ids of a batch (UUIDv7: they share
-    their leading time digits) share a prefix that one LIST reads all their markers under."""
+    """The request's cancel marker. The id leads the key, so the markers sort by the requests'
+    submission times (UUIDv7): a LIST from a moment on reads only those of newer requests."""
     return f"{CANCEL_PREFIX}{request_id}"
 
 

@@ -160,7 +160,7 @@ def worker_policy(names: StackNames) -> Policy:
             ),
             _statement("WorkerStorePayloads", ["s3:PutObject"], [_objects(names, PAYLOAD_PREFIX)]),
             # Without ListBucket a missing payload answers 403, which reads as a failure, not "gone";
-            # it also lists the cancel markers of a batch (cancels/<id>: existence is all they say).
+            # it also lists the cancel markers (cancels/<id>: existence is all they say).
             _statement("WorkerListBucket", ["s3:ListBucket"], [names.bucket_arn]),
         ]
     )

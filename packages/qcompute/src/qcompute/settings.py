@@ -56,7 +56,9 @@ class Env:
         _check_bounds(name, value, minimum, maximum)
         return value
 
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
         raw = self._environ.get(name, "").strip()
         if not raw:
             return default
@@ -66,7 +68,7 @@ class Env:
             raise ConfigError(f"{name} must be a number, not {raw!r}") from None
         if not math.isfinite(value):
             raise ConfigError(f"{name} must be a finite number, not {raw!r}")
-        _check_bounds(name, value, minimum, None)
+        _check_bounds(name, value, minimum, maximum)
         return value
 
     def directory(self, name: str, default: str) -> Path:

@@ -1,0 +1,104 @@
+"""The status page's AWS calls per refresh do not grow with the number of reply queues: their depths
+are read with their tags, at most every half minute, and for at most REPLY_QUEUES_SHOWN of them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from frontend import status
+from frontend.app import create_app
+from frontend.replies import HEARTBEAT_TAG
+from harness import openapi
+from harness.services import SECRET_KEY
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def app(stack, monkeypatch):
+    # Every GET makes a snapshot of its own, and no view of another test's stack lingers.
+    monkeypatch.setattr(status, "SNAPSHOT_MAX_AGE_SECONDS", 0)
+    for cache in ("_snapshot", "_replies", "_trends"):
+        monkeypatch.setattr(status, cache, None, raising=False)
+    app = create_app({"STACK_NAME": stack.name, "AWS_REGION": "us-east-1", "SECRET_KEY": SECRET_KEY})
+    yield app
+    app.extensions["replies"].close()
+
+
+def _add_reply_queues(stack, count: int, first: int) -> None:
+    """Queues of other frontend processes, their heartbeats 20 s apart (the oldest last made), all
+    younger than the idle period: no sweep deletes them."""
+    names, sqs = stack.clients.names, stack.clients.sqs
+    for n in range(first, first + count):
+        sqs.create_queue(
+            QueueName=f"{names.reply_queue_prefix}host-{n}-{n:04x}",
+            tags={**names.tags, HEARTBEAT_TAG: str(int(time.time()) - 20 * n)},
+        )
+
+
+def _refresh(app) -> tuple[dict, Counter]:
+    """GET /api/status once; the AWS calls it made (the channel's own threads share the clients)."""
+    clients = app.extensions["submissions"].clients
+    made: Counter = Counter()
+    me = threading.get_ident()
+
+    def count(model, **_) -> None:
+        if threading.get_ident() == me:
+            made[model.name] += 1
+
+    for client in (clients.sqs, clients.s3):
+        client.meta.events.register("before-call", count, unique_id="status-calls")
+    try:
+        response = app.test_client().get("/api/status")
+    finally:
+        for client in (clients.sqs, clients.s3):
+            client.meta.events.unregister("before-call", unique_id="status-calls")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    openapi.check("GET", "/api/status", response.status_code, response.mimetype, response.get_data())
+    return response.get_json(), made
+
+
+def test_a_refresh_makes_as_many_calls_with_30_reply_queues_as_with_3(stack, app) -> None:
+    channel = app.extensions["replies"]
+    _add_reply_queues(stack, 2, first=1)  # with the app's own: 3
+    channel.reply_queues(max_age=0)  # as the sweep at start may not have seen them
+    three, three_listed = _refresh(app)
+    three_again, three_calls = _refresh(app)
+
+    _add_reply_queues(stack, 27, first=3)  # 30
+    channel.reply_queues(max_age=0)
+    status._replies = None  # the reply queues read again at once, not in 30 s
+    thirty, thirty_listed = _refresh(app)
+    thirty_again, thirty_calls = _refresh(app)
+
+    # Between two reads of the reply queues, a refresh reads only the stack's four fixed queues.
+    assert thirty_calls == three_calls, (three_calls, thirty_calls)
+    assert thirty_calls["GetQueueAttributes"] == 4
+    # A read of the reply queues lists them with their tags, and reads at most ten depths.
+    assert three_listed["GetQueueAttributes"] == 4 + 3
+    assert thirty_listed["GetQueueAttributes"] == 4 + status.REPLY_QUEUES_SHOWN
+    assert thirty_listed["ListQueues"] == three_listed["ListQueues"] == 1
+
+    # What the page says is true: how many there are, this process's first, then the stalest.
+    assert (three["reply_queues_total"], len(three["reply_queues"])) == (3, 3)
+    assert three_again["reply_queues"] == three["reply_queues"]
+    assert (thirty["reply_queues_total"], len(thirty_again["reply_queues"])) == (
+        30,
+        status.REPLY_QUEUES_SHOWN,
+    )
+    shown = thirty["reply_queues"]
+    assert [queue["this_process"] for queue in shown] == [True] + [False] * (len(shown) - 1)
+    ages = [queue["heartbeat_age_seconds"] for queue in shown[1:]]
+    assert ages == sorted(ages, reverse=True)
+    assert ages[0] >= 20 * 29
+    assert [queue["name"].rsplit("-", 2)[-2] for queue in shown[1:]] == [str(n) for n in range(29, 20, -1)]
+
+    page = app.test_client().get("/status").get_data(as_text=True)
+    assert (
+        page.count('<tr data-queue="' + stack.clients.names.reply_queue_prefix) == status.REPLY_QUEUES_SHOWN
+    )
+    assert f"{status.REPLY_QUEUES_SHOWN} of 30 reply queues shown" in page
