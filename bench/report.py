@@ -114,6 +114,7 @@ HISTORY_HEADERS = [
     "max ms",
     "LIST/page",
     "HEAD/page",
+    "one LIST ms",
 ]
 
 

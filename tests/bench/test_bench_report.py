@@ -91,6 +91,7 @@ def test_targets_say_whether_met_and_by_how_much():
     assert "200 / 400 = 50%, p99 30 ms" in verdicts[1].measured
     assert "1,000 deep over 1,000,000: p95 310 ms, 1.2 listings" in verdicts[3].measured
     assert "1.25 s; peaks frontend 300 MiB, worker 700 MiB" in verdicts[4].measured
+    assert "1,000,000    1,000 deep" in report.render(run)
     assert verdicts[1].line().startswith("MISSED")
     slow = [*loads, row("seed", 1, 1, 900, 5.0)]
     assert targets.evaluate(Run(backends=[], smoke=False, load=slow))[0].met is False
