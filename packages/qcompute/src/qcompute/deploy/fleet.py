@@ -309,10 +309,10 @@ def _ensure_template(deployment: Deployment, fleet: Fleet, group_id: str | None,
     if found is not None:
         drift = _template_drift(found, _template_data(deployment, fleet, group_id, _image_of(found)))
         if not drift:
-            return Change("launch template", names.worker_fleet, "ok", detail)
+            return Change("template", names.worker_fleet, "ok", detail)
     if dry_run:
         action = "create" if found is None else "update"
-        return Change("launch template", names.worker_fleet, action, ", ".join(drift) if found else detail)
+        return Change("template", names.worker_fleet, action, ", ".join(drift) if found else detail)
     data = _template_data(deployment, fleet, group_id, instance.latest_ami(deployment, fleet.instance_type))
     if found is None:
         ec2.create_launch_template(
@@ -320,10 +320,10 @@ def _ensure_template(deployment: Deployment, fleet: Fleet, group_id: str | None,
             LaunchTemplateData=data,
             TagSpecifications=[{"ResourceType": "launch-template", "Tags": tag_list(names.tags)}],
         )
-        return Change("launch template", names.worker_fleet, "create", detail)
+        return Change("template", names.worker_fleet, "create", detail)
     # A new version: the group launches $Latest, so new hosts take it; running hosts keep theirs.
     ec2.create_launch_template_version(LaunchTemplateName=names.worker_fleet, LaunchTemplateData=data)
-    return Change("launch template", names.worker_fleet, "update", f"new version: {', '.join(drift)}")
+    return Change("template", names.worker_fleet, "update", f"new version: {', '.join(drift)}")
 
 
 SPOT_DISTRIBUTION = {
@@ -747,11 +747,11 @@ def remove(deployment: Deployment, *, dry_run: bool = False) -> list[Change]:
     template = find_template(deployment)
     if template is not None:
         if not owned(deployment, tag_dict(template.get("Tags"))):
-            changes.append(Change("launch template", names.worker_fleet, "skip", "not tagged with it"))
+            changes.append(Change("template", names.worker_fleet, "skip", "not tagged with it"))
         else:
             if not dry_run:
                 deployment.ec2.delete_launch_template(LaunchTemplateName=names.worker_fleet)
-            changes.append(Change("launch template", names.worker_fleet, "delete"))
+            changes.append(Change("template", names.worker_fleet, "delete"))
     if dry_run:
         groups = network.find_security_groups(deployment, name=names.worker_fleet)
         changes += [Change("security group", f"{g['GroupName']} ({g['GroupId']})", "delete") for g in groups]
