@@ -154,7 +154,9 @@ def _docker_calls(tmp_path: Path) -> list[str]:
 def _bundle_tag(tmp_path: Path) -> str:
     """The digest `scripts/deploy status` shows for the fake bundle: of its uncompressed tar."""
     tar = subprocess.run(
-        ["tar", "-c", *REPRODUCIBLE.split(), "-C", str(tmp_path / "bundle"), "."], capture_output=True, check=True
+        ["tar", "-c", *REPRODUCIBLE.split(), "-C", str(tmp_path / "bundle"), "."],
+        capture_output=True,
+        check=True,
     )
     return hashlib.sha256(tar.stdout).hexdigest()[:12]
 
