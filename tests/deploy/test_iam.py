@@ -141,6 +141,7 @@ def _theirs(neighbour: StackNames) -> list[str]:
             f"{neighbour.log_group_arn(service)}:log-stream:qcompute-{service}-1"
             for service in LOGGED_SERVICES
         ),
+        neighbour.worker_fleet_arn.replace("*", "0d1c2b3a-0000-4000-8000-000000000000"),
     ]
 
 
@@ -150,7 +151,13 @@ READ_ONLY_LISTING = {"sqs:ListQueues", "sqs:ListQueueTags"}
 
 @pytest.mark.parametrize(
     "build",
-    [*iam.SERVICE_POLICIES.values(), iam.instance_boot_policy, iam.instance_logs_policy, iam.instance_policy],
+    [
+        *iam.SERVICE_POLICIES.values(),
+        iam.instance_boot_policy,
+        iam.instance_logs_policy,
+        iam.instance_policy,
+        iam.worker_host_policy,
+    ],
 )
 def test_star_only_for_what_has_no_resource_and_nothing_of_a_neighbour(build) -> None:
     for statement in build(NAMES)["Statement"]:
@@ -200,3 +207,33 @@ def test_the_containers_may_only_write_their_streams_in_the_stacks_own_log_group
     # Not the services' own: the Docker daemon writes them, with the instance role.
     for build in iam.SERVICE_POLICIES.values():
         assert not [action for action in _actions(build(NAMES)) if action.startswith("logs:")]
+
+
+def test_the_worker_hosts_role_allows_exactly_the_workers_calls_and_its_hosts_own() -> None:
+    policy = iam.worker_host_policy(NAMES)
+    host = {
+        ("s3:GetObject", f"{NAMES.bucket_arn}/deploy/bundle.tar.gz"),
+        (
+            "logs:CreateLogStream",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/qcompute/demo/worker:log-stream:*",
+        ),
+        (
+            "logs:PutLogEvents",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/qcompute/demo/worker:log-stream:*",
+        ),
+        (
+            "autoscaling:CompleteLifecycleAction",
+            "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:*:autoScalingGroupName/demo-workers",
+        ),
+    }
+    assert _grants(policy) == _grants(iam.worker_policy(NAMES)) | host
+    # The worker's own statements, unchanged, conditions included.
+    worker = iam.worker_policy(NAMES)["Statement"]
+    assert policy["Statement"][: len(worker)] == worker
+    # Nothing only the frontend or the logger may do: no secret, no accounts, no log writes, no deletes.
+    others = _actions(iam.frontend_policy(NAMES)) | _actions(iam.logger_policy(NAMES))
+    assert _actions(policy) & others <= _actions(iam.worker_policy(NAMES))
+    for action in ("ssm:GetParameter", "ssm:GetParametersByPath", "s3:DeleteObject", "sqs:CreateQueue"):
+        assert action not in _actions(policy)
+    assert ("s3:PutObject", f"{NAMES.bucket_arn}/logs/*") not in _grants(policy)
+    assert not [grant for grant in _grants(policy) if "frontend" in grant[1] or "/logger" in grant[1]]

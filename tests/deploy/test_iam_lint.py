@@ -109,7 +109,13 @@ def _role_arn(names: StackNames, role: str) -> str:
 
 @pytest.mark.parametrize(
     "build",
-    [*iam.SERVICE_POLICIES.values(), iam.instance_boot_policy, iam.instance_logs_policy, iam.instance_policy],
+    [
+        *iam.SERVICE_POLICIES.values(),
+        iam.instance_boot_policy,
+        iam.instance_logs_policy,
+        iam.instance_policy,
+        iam.worker_host_policy,
+    ],
 )
 def test_every_identity_policy_builder_lints_clean(build) -> None:
     assert lint(build(NAMES), "identity") == []
@@ -229,7 +235,8 @@ def test_every_policy_deploy_up_sends_lints_clean(deploy, inspect, stack_name, t
         # scripts/deploy keeps this environment (less AWS_*): the hook records every call it makes.
         patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [hook, os.environ.get("PYTHONPATH")])))
         patch.setenv("RECORD_AWS_CALLS", str(record))
-        deploy("up", "--stack", stack_name, "--no-wait")
+        # With a worker fleet: its hosts' role is sent too.
+        deploy("up", "--stack", stack_name, "--worker-hosts", "0..1", "--no-wait")
     names = inspect(stack_name).names
     found = _sent_policies([json.loads(line) for line in record.read_text().splitlines()])
 
@@ -237,6 +244,7 @@ def test_every_policy_deploy_up_sends_lints_clean(deploy, inspect, stack_name, t
     sent = [(policy.kind, policy.document) for policy in found]
     assert ("trust", iam.ec2_trust_policy()) in sent
     assert ("identity", iam.instance_policy(names)) in sent
+    assert ("identity", iam.worker_host_policy(names)) in sent
     assert [policy.kind for policy in found if policy.params.get("QueueName") == names.log_queue] == [
         "resource"
     ], "the log queue's policy (provision.py)"

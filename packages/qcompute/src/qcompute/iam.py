@@ -4,7 +4,8 @@ Exact actions on the stack's exact ARNs, read off the calls each service makes (
 shared consumer.py, payloads.py, accounts.py and provision.reply_queues they use); `"*"` only for
 sqs:ListQueues, which has no resource-level permissions. `instance_policy` merges them into the
 inline policy of the EC2 instance role that `scripts/deploy` creates, with the two reads the instance
-itself makes at boot.
+itself makes at boot. `worker_host_policy` is the worker hosts' (scripts/deploy up --worker-hosts):
+the worker's policy alone, with what such a host itself does.
 tests/deploy/test_iam_lint.py lints them all against AWS's action and resource reference.
 """
 
@@ -21,6 +22,7 @@ Policy = dict[str, Any]
 # policy, so no SSH port and no key pair are ever needed.
 SESSION_MANAGER_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 INSTANCE_POLICY_NAME = "qcompute-services"
+WORKER_HOST_POLICY_NAME = "qcompute-worker-host"
 
 # Consuming a queue: the batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch) are authorized
 # as DeleteMessage and ChangeMessageVisibility.
@@ -235,3 +237,20 @@ def instance_policy(names: StackNames) -> Policy:
     statements = [statement for build in SERVICE_POLICIES.values() for statement in build(names)["Statement"]]
     host = instance_boot_policy(names)["Statement"] + instance_logs_policy(names)["Statement"]
     return _document(statements + host)
+
+
+def worker_host_policy(names: StackNames) -> Policy:
+    """A worker host's role: the worker's statements and nothing of the frontend's or the logger's,
+    plus the host's own three needs: the bundle it builds the worker image from, its containers' log
+    streams in the worker's log group only, and telling its Auto Scaling group that its workers have
+    stopped (the drain watcher, workerhost.py; no heartbeat: the hook's timeout covers a warm stop)."""
+    host = [
+        _statement("WorkerHostBundle", ["s3:GetObject"], [f"{names.bucket_arn}/{names.bundle_key}"]),
+        _statement(
+            "WorkerHostLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [f"{names.log_group_arn('worker')}:log-stream:*"],
+        ),
+        _statement("WorkerHostDrain", ["autoscaling:CompleteLifecycleAction"], [names.worker_fleet_arn]),
+    ]
+    return _document(worker_policy(names)["Statement"] + host)

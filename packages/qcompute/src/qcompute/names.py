@@ -103,6 +103,40 @@ class StackNames:
     def security_group(self) -> str:
         return f"{self.stack}-web"
 
+    # --- the worker fleet (scripts/deploy up --worker-hosts) ------------------------------------------
+
+    @property
+    def worker_role(self) -> str:
+        """The worker hosts' role and instance profile: the worker's permissions only."""
+        return f"{self.stack}-worker-{self.region}"
+
+    @property
+    def worker_profile(self) -> str:
+        return self.worker_role
+
+    @property
+    def worker_fleet(self) -> str:
+        """The worker hosts' Auto Scaling group, launch template and security group."""
+        return f"{self.stack}-workers"
+
+    @property
+    def worker_fleet_arn(self) -> str:
+        # A group's ARN holds a UUID AWS chooses; the name after it is exact.
+        return (
+            f"arn:aws:autoscaling:{self.region}:{self.account_id}:autoScalingGroup:*:"
+            f"autoScalingGroupName/{self.worker_fleet}"
+        )
+
+    @property
+    def worker_host_name(self) -> str:
+        """The worker hosts' Name tag."""
+        return f"{self.stack}-worker"
+
+    @property
+    def drain_hook(self) -> str:
+        """The lifecycle hook that holds a terminating worker host until its workers stopped warmly."""
+        return f"{self.stack}-workers-drain"
+
     @property
     def secret_key_parameter(self) -> str:
         """The SSM SecureString holding the frontend's SECRET_KEY."""

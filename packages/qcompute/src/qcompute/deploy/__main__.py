@@ -4,6 +4,8 @@
                           [--workers N] [--access open|accounts] [--domain NAME | --no-domain]
                           [--email ADDR | --no-email] [--log-retention-days N]
                           [--alert-email ADDR | --no-alert-email] [--alert-oldest-seconds S]
+                          [--worker-hosts MIN..MAX | --no-worker-hosts] [--worker-instance-type T]
+                          [--spot | --no-spot] [--worker-latency-seconds S] [--worker-idle-minutes N]
                           [--no-wait] [--source DIR]
     scripts/deploy plan   (the options of up, without --no-wait): what up would do; changes nothing
     scripts/deploy status [--stack NAME] [--region R]
@@ -23,7 +25,8 @@ one group per service; `logs` prints those lines, newest last (--request: one re
 frontend, worker and logger). With --alert-email, CloudWatch alarms e-mail ADDR (through the SNS
 topic <stack>-alerts, once ADDR confirms) when a dead-letter queue holds a message, a request waits
 longer than --alert-oldest-seconds, replies stall (a frontend logs replies_stalled), or the instance
-fails its status check.
+fails its status check. With --worker-hosts MIN..MAX, an Auto Scaling group of worker-only hosts
+follows the requests queue between MIN and MAX hosts (README, "Worker fleet").
 
 A rollout (up after a change) starts the new release beside the old one and stops the old one only once
 every new container is healthy: no request fails. A release that is not healthy is refused (up exits 1
@@ -39,11 +42,12 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from qcompute.deploy import alerts, instance, loggroups, logview, stack, userdata
+from qcompute.deploy import alerts, fleet, instance, loggroups, logview, stack, userdata
 from qcompute.deploy.bundle import find_source
 from qcompute.deploy.session import DeployError, Deployment, connect, explain, uses_emulator
 from qcompute.deploy.waiting import (
@@ -114,6 +118,60 @@ def _retention(value: str) -> int:
         allowed = ", ".join(map(str, loggroups.RETENTION_DAYS))
         raise argparse.ArgumentTypeError(f"CloudWatch Logs keeps logs for one of {allowed} days")
     return int(value)
+
+
+def _worker_hosts(value: str) -> tuple[int, int]:
+    try:
+        return fleet.parse_hosts(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
+        return int(value)
+
+    return parse
+
+
+def _fleet_options(shape: argparse.ArgumentParser) -> None:
+    hosts = shape.add_mutually_exclusive_group()
+    hosts.add_argument(
+        "--worker-hosts",
+        type=_worker_hosts,
+        metavar="MIN..MAX",
+        help="an Auto Scaling group of worker-only hosts beside the web host, MIN to MAX of them "
+        "(default: the stack's, or none)",
+    )
+    hosts.add_argument(
+        "--no-worker-hosts", dest="worker_hosts", action="store_const", const=(), help="remove the fleet"
+    )
+    shape.add_argument(
+        "--worker-instance-type",
+        type=_instance_type,
+        metavar="T",
+        help="the worker hosts' type, one worker per vCPU "
+        f"(default: the fleet's, or {fleet.DEFAULT_INSTANCE_TYPE})",
+    )
+    spot = shape.add_mutually_exclusive_group()
+    spot.add_argument("--spot", dest="spot", action="store_const", const=True, help="worker hosts on Spot")
+    spot.add_argument("--no-spot", dest="spot", action="store_const", const=False, help="on-demand (default)")
+    shape.add_argument(
+        "--worker-latency-seconds",
+        type=_whole(1, 3600),
+        metavar="S",
+        help="how long a request may wait: sets the backlog per host the fleet scales to "
+        f"(default: the fleet's, or {fleet.DEFAULT_LATENCY_SECONDS})",
+    )
+    shape.add_argument(
+        "--worker-idle-minutes",
+        type=_whole(1, fleet.MAX_IDLE_MINUTES),
+        metavar="N",
+        help="back to MIN hosts once the queue has been empty this long "
+        f"(default: the fleet's, or {fleet.DEFAULT_IDLE_MINUTES})",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -194,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
         help="alarm when a request has waited longer than S seconds "
         f"(default: the stack's, or {alerts.DEFAULT_OLDEST_SECONDS})",
     )
+    _fleet_options(shape)
     shape.add_argument("--source", type=Path, help="the repository to deploy (default: the one run from)")
     up = commands.add_parser("up", parents=[where, shape], help="create or update the stack and start it")
     up.add_argument(
@@ -252,6 +311,13 @@ def _up(args: argparse.Namespace, stack_name: str, region: str) -> int:
         log_retention_days=args.log_retention_days,
         alert_email=args.alert_email,
         alert_oldest_seconds=args.alert_oldest_seconds,
+        fleet=fleet.FleetWanted(
+            hosts=args.worker_hosts,
+            instance_type=args.worker_instance_type,
+            spot=args.spot,
+            latency_seconds=args.worker_latency_seconds,
+            idle_minutes=args.worker_idle_minutes,
+        ),
     )
     outcome = stack.up(deployment, wanted, source, dry_run=dry_run, report=_print_change)
     release = outcome.spec.release

@@ -1,4 +1,4 @@
-"""The stack's identity and secrets (instance role, profile, SECRET_KEY parameter, account
+"""The stack's identity and secrets (the hosts' roles and profiles, SECRET_KEY parameter, account
 parameters), and the tag checks that tell whether a resource with one of its names is really the
 stack's.
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -17,8 +18,45 @@ from botocore.exceptions import ClientError
 from qcompute import iam as policies
 from qcompute.aws import error_code
 from qcompute.deploy.session import DeployError, Deployment
-from qcompute.names import STACK_TAG
+from qcompute.names import STACK_TAG, StackNames
 from qcompute.provision import Change
+
+
+@dataclass(frozen=True)
+class HostRole:
+    """An EC2 role and its instance profile: the web host's, or the worker hosts'."""
+
+    role: str
+    profile: str
+    policy_name: str
+    policy: dict[str, Any]
+    managed: tuple[str, ...]
+    description: str
+
+
+def web_host_role(names: StackNames) -> HostRole:
+    """The web host's role: the three services, its own reads, and Session Manager."""
+    return HostRole(
+        role=names.instance_role,
+        profile=names.instance_profile,
+        policy_name=policies.INSTANCE_POLICY_NAME,
+        policy=policies.instance_policy(names),
+        managed=(policies.SESSION_MANAGER_POLICY_ARN,),
+        description=f"qcompute stack {names.stack}: the services on its EC2 instance",
+    )
+
+
+def worker_host_role(names: StackNames) -> HostRole:
+    """The worker hosts' role: the worker's permissions only. No Session Manager: nothing is rolled
+    out to a worker host, and its workers log to CloudWatch Logs."""
+    return HostRole(
+        role=names.worker_role,
+        profile=names.worker_profile,
+        policy_name=policies.WORKER_HOST_POLICY_NAME,
+        policy=policies.worker_host_policy(names),
+        managed=(),
+        description=f"qcompute stack {names.stack}: the worker on its worker hosts",
+    )
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -36,18 +74,20 @@ def owned(deployment: Deployment, tags: dict[str, str]) -> bool:
 # --- lookups: None when absent --------------------------------------------------------------------
 
 
-def find_role(deployment: Deployment) -> dict[str, Any] | None:
+def find_role(deployment: Deployment, name: str | None = None) -> dict[str, Any] | None:
     try:
-        return deployment.iam.get_role(RoleName=deployment.names.instance_role)["Role"]
+        return deployment.iam.get_role(RoleName=name or deployment.names.instance_role)["Role"]
     except ClientError as error:
         if error_code(error) == "NoSuchEntity":
             return None
         raise
 
 
-def find_profile(deployment: Deployment) -> dict[str, Any] | None:
+def find_profile(deployment: Deployment, name: str | None = None) -> dict[str, Any] | None:
     try:
-        profile = deployment.iam.get_instance_profile(InstanceProfileName=deployment.names.instance_profile)
+        profile = deployment.iam.get_instance_profile(
+            InstanceProfileName=name or deployment.names.instance_profile
+        )
     except ClientError as error:
         if error_code(error) == "NoSuchEntity":
             return None
@@ -165,118 +205,115 @@ def _normalized(policy: dict[str, Any]) -> str:
     return json.dumps({**policy, "Statement": statements}, sort_keys=True)
 
 
-def _inline_policy(deployment: Deployment) -> dict[str, Any] | None:
+def _inline_policy(deployment: Deployment, host: HostRole) -> dict[str, Any] | None:
     try:
-        return deployment.iam.get_role_policy(
-            RoleName=deployment.names.instance_role, PolicyName=policies.INSTANCE_POLICY_NAME
-        )["PolicyDocument"]
+        return deployment.iam.get_role_policy(RoleName=host.role, PolicyName=host.policy_name)[
+            "PolicyDocument"
+        ]
     except ClientError as error:
         if error_code(error) == "NoSuchEntity":
             return None
         raise
 
 
-def ensure_role(deployment: Deployment, dry_run: bool) -> list[Change]:
-    """The instance role: EC2 trust, the services' inline policy and Session Manager's managed policy."""
+def ensure_role(deployment: Deployment, dry_run: bool, host: HostRole | None = None) -> list[Change]:
+    """A host role: EC2 trust, its inline policy and its managed policies (the web host's by default)."""
     iam, names = deployment.iam, deployment.names
-    role = find_role(deployment)
+    host = host or web_host_role(names)
+    role = find_role(deployment, host.role)
     trust = policies.ec2_trust_policy()
     changes = []
     if role is None:
         if not dry_run:
             iam.create_role(
-                RoleName=names.instance_role,
+                RoleName=host.role,
                 AssumeRolePolicyDocument=json.dumps(trust),
-                Description=f"qcompute stack {names.stack}: the services on its EC2 instance",
+                Description=host.description,
                 Tags=tag_list(names.tags),
             )
-        changes.append(Change("role", names.instance_role, "create", "trusted by EC2"))
+        changes.append(Change("role", host.role, "create", "trusted by EC2"))
     elif _normalized(role["AssumeRolePolicyDocument"]) != _normalized(trust):
         if not dry_run:
-            iam.update_assume_role_policy(RoleName=names.instance_role, PolicyDocument=json.dumps(trust))
-        changes.append(Change("role", names.instance_role, "update", "trust policy"))
+            iam.update_assume_role_policy(RoleName=host.role, PolicyDocument=json.dumps(trust))
+        changes.append(Change("role", host.role, "update", "trust policy"))
     else:
-        changes.append(Change("role", names.instance_role, "ok"))
+        changes.append(Change("role", host.role, "ok"))
 
-    wanted = policies.instance_policy(names)
-    current = _inline_policy(deployment) if role is not None else None
-    label = f"{names.instance_role}/{policies.INSTANCE_POLICY_NAME}"
+    wanted = host.policy
+    current = _inline_policy(deployment, host) if role is not None else None
+    label = f"{host.role}/{host.policy_name}"
     detail = f"{len(wanted['Statement'])} statements, stack ARNs only"
     if current is not None and _normalized(current) == _normalized(wanted):
         changes.append(Change("role policy", label, "ok", detail))
     else:
         if not dry_run:
             iam.put_role_policy(
-                RoleName=names.instance_role,
-                PolicyName=policies.INSTANCE_POLICY_NAME,
-                PolicyDocument=json.dumps(wanted),
+                RoleName=host.role, PolicyName=host.policy_name, PolicyDocument=json.dumps(wanted)
             )
         changes.append(Change("role policy", label, "create" if current is None else "update", detail))
 
     attached = []
     if role is not None:
-        listed = iam.list_attached_role_policies(RoleName=names.instance_role)["AttachedPolicies"]
+        listed = iam.list_attached_role_policies(RoleName=host.role)["AttachedPolicies"]
         attached = [policy["PolicyArn"] for policy in listed]
-    managed = policies.SESSION_MANAGER_POLICY_ARN
-    if managed in attached:
-        changes.append(Change("role policy", managed.rsplit("/", 1)[-1], "ok", "Session Manager"))
-    else:
-        if not dry_run:
-            iam.attach_role_policy(RoleName=names.instance_role, PolicyArn=managed)
-        changes.append(Change("role policy", managed.rsplit("/", 1)[-1], "create", "Session Manager"))
+    for managed in host.managed:
+        if managed in attached:
+            changes.append(Change("role policy", managed.rsplit("/", 1)[-1], "ok", "Session Manager"))
+        else:
+            if not dry_run:
+                iam.attach_role_policy(RoleName=host.role, PolicyArn=managed)
+            changes.append(Change("role policy", managed.rsplit("/", 1)[-1], "create", "Session Manager"))
     return changes
 
 
-def ensure_profile(deployment: Deployment, dry_run: bool) -> Change:
+def ensure_profile(deployment: Deployment, dry_run: bool, host: HostRole | None = None) -> Change:
     iam, names = deployment.iam, deployment.names
-    profile = find_profile(deployment)
+    host = host or web_host_role(names)
+    profile = find_profile(deployment, host.profile)
     if profile is None:
         if not dry_run:
-            iam.create_instance_profile(InstanceProfileName=names.instance_profile, Tags=tag_list(names.tags))
-            iam.add_role_to_instance_profile(
-                InstanceProfileName=names.instance_profile, RoleName=names.instance_role
-            )
-        return Change("profile", names.instance_profile, "create", f"role {names.instance_role}")
+            iam.create_instance_profile(InstanceProfileName=host.profile, Tags=tag_list(names.tags))
+            iam.add_role_to_instance_profile(InstanceProfileName=host.profile, RoleName=host.role)
+        return Change("profile", host.profile, "create", f"role {host.role}")
     roles = [role["RoleName"] for role in profile["Roles"]]
-    if roles == [names.instance_role]:
-        return Change("profile", names.instance_profile, "ok", f"role {names.instance_role}")
+    if roles == [host.role]:
+        return Change("profile", host.profile, "ok", f"role {host.role}")
     if not dry_run:
         # A profile holds at most one role: make it ours.
         for other in roles:
-            iam.remove_role_from_instance_profile(InstanceProfileName=names.instance_profile, RoleName=other)
-        iam.add_role_to_instance_profile(
-            InstanceProfileName=names.instance_profile, RoleName=names.instance_role
-        )
-    return Change("profile", names.instance_profile, "update", f"role {names.instance_role}")
+            iam.remove_role_from_instance_profile(InstanceProfileName=host.profile, RoleName=other)
+        iam.add_role_to_instance_profile(InstanceProfileName=host.profile, RoleName=host.role)
+    return Change("profile", host.profile, "update", f"role {host.role}")
 
 
-def remove_profile_and_role(deployment: Deployment) -> list[Change]:
-    iam, names = deployment.iam, deployment.names
+def remove_profile_and_role(deployment: Deployment, host: HostRole | None = None) -> list[Change]:
+    iam = deployment.iam
+    host = host or web_host_role(deployment.names)
     changes = []
-    profile = find_profile(deployment)
+    profile = find_profile(deployment, host.profile)
     if profile is not None:
         if owned(deployment, tag_dict(profile.get("Tags"))):
             for role in profile["Roles"]:
                 iam.remove_role_from_instance_profile(
-                    InstanceProfileName=names.instance_profile, RoleName=role["RoleName"]
+                    InstanceProfileName=host.profile, RoleName=role["RoleName"]
                 )
-            iam.delete_instance_profile(InstanceProfileName=names.instance_profile)
-            changes.append(Change("profile", names.instance_profile, "delete"))
+            iam.delete_instance_profile(InstanceProfileName=host.profile)
+            changes.append(Change("profile", host.profile, "delete"))
         else:
-            changes.append(Change("profile", names.instance_profile, "skip", "not tagged with this stack"))
-    role = find_role(deployment)
+            changes.append(Change("profile", host.profile, "skip", "not tagged with this stack"))
+    role = find_role(deployment, host.role)
     if role is None:
         return changes
     if not owned(deployment, tag_dict(role.get("Tags"))):
-        return [*changes, Change("role", names.instance_role, "skip", "not tagged with this stack")]
+        return [*changes, Change("role", host.role, "skip", "not tagged with this stack")]
     # IAM deletes a role only once nothing is attached to it and no profile holds it.
-    for listed in iam.list_attached_role_policies(RoleName=names.instance_role)["AttachedPolicies"]:
-        iam.detach_role_policy(RoleName=names.instance_role, PolicyArn=listed["PolicyArn"])
-    for policy_name in iam.list_role_policies(RoleName=names.instance_role)["PolicyNames"]:
-        iam.delete_role_policy(RoleName=names.instance_role, PolicyName=policy_name)
-    for other in iam.list_instance_profiles_for_role(RoleName=names.instance_role)["InstanceProfiles"]:
+    for listed in iam.list_attached_role_policies(RoleName=host.role)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=host.role, PolicyArn=listed["PolicyArn"])
+    for policy_name in iam.list_role_policies(RoleName=host.role)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=host.role, PolicyName=policy_name)
+    for other in iam.list_instance_profiles_for_role(RoleName=host.role)["InstanceProfiles"]:
         iam.remove_role_from_instance_profile(
-            InstanceProfileName=other["InstanceProfileName"], RoleName=names.instance_role
+            InstanceProfileName=other["InstanceProfileName"], RoleName=host.role
         )
-    iam.delete_role(RoleName=names.instance_role)
-    return [*changes, Change("role", names.instance_role, "delete")]
+    iam.delete_role(RoleName=host.role)
+    return [*changes, Change("role", host.role, "delete")]

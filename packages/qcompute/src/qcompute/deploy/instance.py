@@ -44,6 +44,9 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # Containers reach the instance role through IMDSv2 only if a response may take two hops.
 METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+# The worker fleet's hosts carry the stack's tag too, and this one: they are not the web host.
+ROLE_TAG = "qcompute:role"
+WORKER_HOST = "worker-host"
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ class InstanceSpec:
 
 
 def stack_instances(deployment: Deployment, states: list[str] = LIVE_STATES) -> list[dict[str, Any]]:
-    """The instances carrying the stack's tag (exact value: a neighbour "<stack>-2" never matches)."""
+    """The web host: the instances carrying the stack's tag (exact value: a neighbour "<stack>-2" never
+    matches), less the worker fleet's hosts (fleet.py)."""
     filters = [
         {"Name": f"tag:{STACK_TAG}", "Values": [deployment.names.stack]},
         {"Name": "instance-state-name", "Values": states},
@@ -76,6 +80,7 @@ def stack_instances(deployment: Deployment, states: list[str] = LIVE_STATES) -> 
         for page in pages
         for reservation in page["Reservations"]
         for instance in reservation["Instances"]
+        if tag_dict(instance.get("Tags")).get(ROLE_TAG) != WORKER_HOST
     ]
 
 

@@ -41,9 +41,11 @@ def default_vpc(deployment: Deployment) -> str:
     return vpcs[0]["VpcId"]
 
 
-def find_security_groups(deployment: Deployment, vpc_id: str | None = None) -> list[dict[str, Any]]:
-    """Groups with the stack's group name (in the VPC, if given), whoever tagged them."""
-    filters = [{"Name": "group-name", "Values": [deployment.names.security_group]}]
+def find_security_groups(
+    deployment: Deployment, vpc_id: str | None = None, name: str | None = None
+) -> list[dict[str, Any]]:
+    """Groups with the stack's (web) group name or this name (in the VPC, if given), whoever tagged them."""
+    filters = [{"Name": "group-name", "Values": [name or deployment.names.security_group]}]
     if vpc_id:
         filters.append({"Name": "vpc-id", "Values": [vpc_id]})
     return deployment.ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
@@ -153,10 +155,48 @@ def ensure_security_group(
     ), group_id
 
 
-def remove_security_groups(deployment: Deployment) -> list[Change]:
+def default_subnets(deployment: Deployment, vpc_id: str) -> list[str]:
+    """The default VPC's default subnets (one per zone), sorted: where worker hosts may start."""
+    found = deployment.ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "default-for-az", "Values": ["true"]}]
+    )["Subnets"]
+    if not found:
+        raise DeployError(f"the default VPC {vpc_id} has no default subnet: create one per zone")
+    return sorted(subnet["SubnetId"] for subnet in found)
+
+
+def ensure_closed_group(
+    deployment: Deployment, vpc_id: str, name: str, dry_run: bool
+) -> tuple[Change, str | None]:
+    """A group that lets nothing in (any inbound rule found is revoked); outbound stays open (AWS
+    APIs, packages, images)."""
+    ec2, names = deployment.ec2, deployment.names
+    detail = "no inbound rule"
+    groups = find_security_groups(deployment, vpc_id, name)
+    if not groups:
+        group_id = None
+        if not dry_run:
+            group_id = ec2.create_security_group(
+                GroupName=name,
+                Description=f"qcompute stack {names.stack}: worker hosts, nothing inbound",
+                VpcId=vpc_id,
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(names.tags)}],
+            )["GroupId"]
+        return Change("security group", name, "create", detail), group_id
+    group_id = groups[0]["GroupId"]
+    label = f"{name} ({group_id})"
+    rules = [rule["SecurityGroupRuleId"] for rule in _ingress_rules(deployment, group_id)]
+    if not rules:
+        return Change("security group", label, "ok", detail), group_id
+    if not dry_run:
+        ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rules)
+    return Change("security group", label, "update", f"{detail}: {len(rules)} rule(s) removed"), group_id
+
+
+def remove_security_groups(deployment: Deployment, name: str | None = None) -> list[Change]:
     """Delete the stack's groups (by name and tag, in any VPC) once no interface uses them."""
     changes = []
-    for group in find_security_groups(deployment):
+    for group in find_security_groups(deployment, name=name):
         label = f"{group['GroupName']} ({group['GroupId']})"
         if not owned(deployment, tag_dict(group.get("Tags"))):
             changes.append(Change("security group", label, "skip", "not tagged with this stack"))

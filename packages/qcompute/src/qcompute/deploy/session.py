@@ -31,7 +31,7 @@ class DeployError(Exception):
 @dataclass(frozen=True)
 class Deployment:
     """The stack's messaging and storage clients (shared with provisioning) plus EC2, IAM, SSM,
-    CloudWatch Logs and CloudWatch (alarms)."""
+    CloudWatch Logs, CloudWatch (alarms) and Auto Scaling (the worker fleet)."""
 
     clients: aws.Clients
     ec2: Any
@@ -39,6 +39,7 @@ class Deployment:
     ssm: Any
     logs: Any
     cloudwatch: Any
+    autoscaling: Any
 
     @property
     def names(self) -> StackNames:
@@ -78,6 +79,7 @@ def connect(stack: str, region: str, *, endpoint_url: str | None = None) -> Depl
         ssm=client("ssm"),
         logs=client("logs"),
         cloudwatch=client("cloudwatch"),
+        autoscaling=client("autoscaling"),
     )
 
 
@@ -156,7 +158,8 @@ def _explain_client_error(error: ClientError, region: str) -> str:
     if code in DENIED_CODES:
         return (
             f"the credentials may not call {operation} ({code}): deploying needs EC2, IAM, SSM, SQS, SNS, "
-            "S3, CloudWatch Logs and CloudWatch permissions, e.g. an administrator role in a sandbox account"
+            "S3, CloudWatch Logs, CloudWatch and Auto Scaling permissions, e.g. an administrator role in a "
+            "sandbox account"
         )
     if code in TAKEN_CODES:
         return f"a name the stack needs is taken ({code}: {message}): choose another --stack name"

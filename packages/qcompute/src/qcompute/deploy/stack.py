@@ -4,7 +4,7 @@ removes. `up` and `plan` run the same code; `plan` passes dry_run and changes no
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from qcompute import aws
 from qcompute.accounts import AccountStore
-from qcompute.deploy import alerts, bundle, infra, instance, loggroups, network, userdata
+from qcompute.deploy import alerts, bundle, fleet, infra, instance, loggroups, network, userdata
 from qcompute.deploy.instance import InstanceSpec
 from qcompute.deploy.session import DeployError, Deployment
 from qcompute.deploy.waiting import wait_for
@@ -37,6 +37,7 @@ class Wanted:
     log_retention_days: int | None = None
     alert_email: str | None = None
     alert_oldest_seconds: int | None = None
+    fleet: fleet.FleetWanted = field(default_factory=fleet.FleetWanted)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def _check_names_free(deployment: Deployment, vpc_id: str) -> None:
         taken.append(f"bucket {names.log_bucket}")
     taken += [f"log group {name}" for name in loggroups.foreign(deployment)]
     taken += alerts.foreign(deployment)
+    taken += fleet.foreign(deployment, vpc_id)
     if taken:
         raise DeployError(
             f"names taken by resources not tagged {STACK_TAG}={names.stack}: {', '.join(taken)}; "
@@ -143,6 +145,9 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
         or loggroups.DEFAULT_RETENTION_DAYS
     )
     alerting = alerts.settle(deployment, wanted.alert_email, wanted.alert_oldest_seconds)
+    workers_fleet = fleet.settle(deployment, wanted.fleet)
+    if workers_fleet is not None:
+        fleet.check_memory(deployment, workers_fleet.instance_type)
 
     changes: list[Change] = []
 
@@ -165,6 +170,8 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
     # After the instance: its status alarm names it, and a replaced instance moves the alarm along.
     launched = instance.the_instance(deployment)
     record(*alerts.ensure(deployment, alerting, launched["InstanceId"] if launched else None, dry_run))
+    # Last: its hosts fetch the bundle and log to the worker's group; nothing there without a fleet.
+    record(*fleet.ensure(deployment, workers_fleet, vpc_id, dry_run))
     return Outcome(changes, spec, cidr)
 
 
@@ -224,6 +231,7 @@ def status(deployment: Deployment) -> list[Row]:
         rows.extend(_release_rows(found))
     if not instances:
         rows.append(("instance", names.instance_name, "missing"))
+    rows.extend(fleet.status_rows(deployment))
     count, admins, unreadable = accounts_summary(deployment)
     damaged = f"; {unreadable} unreadable (scripts/users list)" if unreadable else ""
     rows.append(("accounts", f"{names.accounts_path}/*", f"{count} account(s), {admins} admin(s){damaged}"))
@@ -301,6 +309,7 @@ def leftovers(deployment: Deployment) -> list[str]:
     ]
     left += loggroups.leftovers(deployment)
     left += alerts.leftovers(deployment)
+    left += fleet.leftovers(deployment)
     left += [f"queue {queue}" for queue in _queues_left(deployment)]
     left += [f"{change.resource} {change.name}" for change in remove(deployment.clients, dry_run=True)]
     return sorted(set(left))
@@ -310,7 +319,9 @@ def down(deployment: Deployment, *, report: Report) -> list[Change]:
     """Remove everything the stack named or tagged, in dependency order, and wait until it is gone."""
     changes: list[Change] = []
     steps: list[Callable[[Deployment], list[Change]]] = [
-        # The instance first: its security group and profile cannot go while it exists.
+        # The worker fleet first: its hosts stop taking requests before the queues go.
+        fleet.remove,
+        # Then the instance: its security group and profile cannot go while it exists.
         instance.terminate_all,
         network.remove_security_groups,
         infra.remove_profile_and_role,

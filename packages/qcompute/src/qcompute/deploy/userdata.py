@@ -299,14 +299,9 @@ def write_release_script(names: StackNames) -> str:
     )
 
 
-def user_data(names: StackNames, release: Release) -> str:
-    return f"""#!/bin/bash
-# First boot of the qcompute instance of stack {names.stack}; cloud-init runs this once, as root.
-# Its output is in /var/log/cloud-init-output.log.
-set -euo pipefail
-export HOME=${{HOME:-/root}}
-
-# A t3.micro has 1 GiB of memory: swap keeps the image builds from being killed.
+def host_setup() -> str:
+    """Shell lines every host runs at first boot: swap, Docker, and the pinned Compose and Buildx."""
+    return f"""# A t3.micro has 1 GiB of memory: swap keeps the image builds from being killed.
 if [ ! -f /swapfile ]; then
   dd if=/dev/zero of=/swapfile bs=1M count={SWAP_MEBIBYTES} status=none
   chmod 600 /swapfile
@@ -333,7 +328,17 @@ install_plugin() {{
 install_plugin compose "$compose_url" "$compose_sha"
 install_plugin buildx "$buildx_url" "$buildx_sha"
 docker compose version
+"""
 
+
+def user_data(names: StackNames, release: Release) -> str:
+    return f"""#!/bin/bash
+# First boot of the qcompute instance of stack {names.stack}; cloud-init runs this once, as root.
+# Its output is in /var/log/cloud-init-output.log.
+set -euo pipefail
+export HOME=${{HOME:-/root}}
+
+{host_setup()}
 {write_release_script(names)}{RELEASE_SCRIPT} {release.arguments()}
 """
 
