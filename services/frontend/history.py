@@ -107,7 +107,11 @@ class NewestFirst:
                 # to what it did not reach.
                 rate = _rate(listing.keys) or rate
                 fitting = self._wanted(count - len(found)) / rate if rate else width
-                unreached = upper_time - listing.last_time
+                # A first window reaching back from the newest key seen stays anchored there, unless
+                # its keys go on past it (many new ones): then from now.
+                if listing.last_time <= window_top:
+                    anchor = window_top
+                unreached = anchor - listing.last_time
                 width = min(width / 2, max(fitting, unreached / 8), unreached)
                 continue
             found += reversed(listing.keys)
@@ -127,6 +131,10 @@ class NewestFirst:
             # an empty window (a quiet spell, or a sparse history).
             needed = self._wanted(count - len(found)) / rate if rate else 0.0
             width = max((2 if listing.keys else 8) * width, needed)
+        # The density of this page's own keys is the best guess for the next one at this place (the
+        # windows' rates may include a quiet spell).
+        page_rate = _rate(found[:count][::-1])
+        rate = page_rate if page_rate and len(found) >= count else rate
         newest_time = key_time(found[0]) if found and first_page else known.newest_time
         self._remember(prefix, _Known(rate, oldest_time, newest_time))
         return found[:count]

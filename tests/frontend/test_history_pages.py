@@ -146,6 +146,22 @@ def test_after_a_quiet_spell_the_first_page_still_costs_one_listing() -> None:
     assert s3.calls == 1
 
 
+def test_two_processes_serving_a_busy_log_list_once_a_page_once_warm() -> None:
+    # The benchmark's shape at a tenth of its size: 100,000 records, a tenth of them in the last
+    # three hours, the newest five minutes old; two frontend processes take turns.
+    keys = [_key("logs/", random.uniform(NOW - 9 * DAY, NOW - 3 * 3600)) for _ in range(90_000)]
+    keys += [_key("logs/", random.uniform(NOW - 3 * 3600, NOW - 300)) for _ in range(10_000)]
+    s3 = ListingS3(keys)
+    processes = [NewestFirst(s3, "bucket"), NewestFirst(s3, "bucket")]
+    newest = sorted(keys, reverse=True)
+    costs = []
+    for turn in range(20):
+        s3.calls = 0
+        assert processes[turn % 2].before("logs/", None, 21) == newest[:21]
+        costs.append(s3.calls)
+    assert costs[2:] == [1] * 18, costs
+
+
 def test_an_empty_or_sparse_history_is_crossed_in_a_few_listings() -> None:
     s3 = ListingS3([])
     assert NewestFirst(s3, "bucket").before("users/new/", None, 21) == []
