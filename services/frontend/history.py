@@ -4,14 +4,18 @@ Every key of the log (`logs/YYYY/MM/DD/<id>.json`) and of an account's history (
 sorts by time: the day leads, and the id is a UUIDv7 whose first 48 bits are its millisecond. S3 lists
 in ascending order only, so a page of the newest keys before a cursor is read as a time window that ends
 at the cursor: one `ListObjectsV2(StartAfter=<the key of the window's start>)` returns all of the window
-when it holds at most a listing's 1,000 keys.
+when it holds no more keys than the listing asks for.
 
-The window's width comes from the rate of keys seen last on that prefix, so a page usually costs one
-call, and two when the rate has changed. A window that held too many keys is narrowed to the rate it
-showed (what it did list is kept: the next window ends where it stopped, so every call makes progress);
-one that held too few is widened, at least doubled and eightfold when empty, so a sparse history is
-crossed in a few calls. The oldest key of a prefix is read once per process, so no window reaches
-further back than the history does.
+A page searches for a window start with at least the keys it needs above it and no more than one
+listing holds: a start with too few keys above it and one with too many bracket the answer, and each
+listing narrows the bracket. The first guess comes from the last page: the density of its keys, and for
+a first page the oldest key the last first page showed (those keys are still there, so after a quiet
+spell the page still costs one listing, and any newer keys come with it). A guess that misses is
+followed by one from what that listing showed; every third step halves the bracket instead (in its
+logarithm while it spans orders of magnitude), which bounds the search: a page beside a burst of 100,000
+keys after a quiet week costs about 20 listings the first time and one after, never a walk through the
+burst (a fuzz of random bursts needed at most 44). The oldest key of a prefix is read once per process,
+so no window reaches further back than the history does.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +43,7 @@ MARGIN = 1.5
 # Prefixes whose rate and oldest key a process remembers (one per account that looked, plus the log).
 REMEMBERED_PREFIXES = 1000
 # A page never makes more calls than this (a bound, not an expectation: see the module's text).
-MAX_CALLS_PER_PAGE = 64
+MAX_CALLS_PER_PAGE = 128
 # Windows are never narrower: ids are to the millisecond.
 MIN_WINDOW_SECONDS = 0.002
 _ID_AT_END = re.compile(r"/([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12})\.json$")
@@ -59,6 +63,11 @@ def first_key_at(prefix: str, seconds: float) -> str:
     return f"{prefix}{day:%Y/%m/%d}/{digits[:8]}-{digits[8:]}"
 
 
+class NoPage(RuntimeError):
+    """The search for a page's window did not end within MAX_CALLS_PER_PAGE listings: never seen (a
+    random fuzz of bursts needed at most 44), but a page is never cut short silently."""
+
+
 class NewestFirst:
     """Newest-first pages of a bucket's time-ordered keys; one per process, shared by its threads."""
 
@@ -72,72 +81,57 @@ class NewestFirst:
 
     def before(self, prefix: str, end: str | None, count: int) -> list[str]:
         """Up to `count` keys of `prefix` that sort before `end` (all of them if None), newest first."""
-        known, first_page = self._remembered(prefix), end is None
-        rate, oldest_time = known.rate, known.oldest_time
+        known = self._remembered(prefix)
+        oldest_time = known.oldest_time
         if oldest_time is None:
             oldest_time = self._oldest_time(prefix)
             if oldest_time is None:
                 return []  # nothing under the prefix yet (not remembered: it will not stay so)
-        upper_time = key_time(end) if end is not None else time.time()
-        if upper_time is None:
-            return []
-        # The first page's first window reaches back from the newest key seen, not from now: after a
-        # quiet spell, a window from now would hold nothing (the window still takes any newer key).
-        anchor = min(upper_time, known.newest_time or upper_time) if first_page else upper_time
-        found: list[str] = []
-        # Listings that held too many keys, the newest last: each gave every key from its start up to
-        # its last one, which bounds the next window from below (so every call makes progress).
-        too_full: list[_Listing] = []
-        width = self._wanted(count) / rate if rate else FIRST_WINDOW_SECONDS
-        for _ in range(MAX_CALLS_PER_PAGE):
-            if len(found) >= count:
+        # A first page's windows end at no key: they reach back from now, or from the newest key a
+        # first page saw if later (a frontend whose clock runs ahead), and any newer key is in them.
+        top = max(time.time(), known.newest_time or 0.0) if end is None else (key_time(end) or 0.0)
+        most = self._most(count)
+        # Distances back from `top`: `short` holds fewer keys than needed, `wide` more than one
+        # listing (or reaches the first key). The answer lies between them.
+        short, wide = 0.0, max(top - oldest_time + MIN_WINDOW_SECONDS, MIN_WINDOW_SECONDS)
+        guess = self._wanted(count) / known.rate if known.rate else FIRST_WINDOW_SECONDS
+        if end is None and known.first_page_from:
+            # What the last first page showed is still there: reach back to its oldest key, past any
+            # quiet spell since, and the newer keys come with it.
+            guess = top - known.first_page_from + MIN_WINDOW_SECONDS
+        from_first_key_tried = False
+        for step in range(MAX_CALLS_PER_PAGE):
+            if wide - short <= MIN_WINDOW_SECONDS:
+                keys = self._every_key(prefix, top - wide, end)  # more keys in a millisecond than a listing
                 break
-            start_time = anchor - max(width, MIN_WINDOW_SECONDS)
-            start: str | None = first_key_at(prefix, start_time)
-            if too_full and start <= too_full[-1].last:
-                start, start_time = too_full[-1].last, too_full[-1].last_time
-            elif not too_full and start_time <= oldest_time:
-                start = None  # back to the first key: this window is the last
-            listing = self._window(prefix, start, start_time, end, self._most(count - len(found)))
-            window_top, anchor = anchor, upper_time
-            if not listing.complete:
-                too_full.append(listing)
-                # Narrow to the rate these keys show (but to no less than an eighth of what this listing
-                # did not reach: the rate of a burst says little about the quiet after it), and at most
-                # to what it did not reach.
-                rate = _rate(listing.keys) or rate
-                fitting = self._wanted(count - len(found)) / rate if rate else width
-                # A first window reaching back from the newest key seen stays anchored there, unless
-                # its keys go on past it (many new ones): then from now.
-                if listing.last_time <= window_top:
-                    anchor = window_top
-                unreached = anchor - listing.last_time
-                width = min(width / 2, max(fitting, unreached / 8), unreached)
-                continue
-            found += reversed(listing.keys)
-            if listing.keys:
-                rate = len(listing.keys) / max(window_top - start_time, MIN_WINDOW_SECONDS)
-            end, upper_time = start, start_time
-            anchor = upper_time
-            # A window that reached a too-full listing joins it: that listing holds the keys below.
-            while too_full and end == too_full[-1].last:
-                below = too_full.pop()
-                found += reversed(below.keys)
-                end, upper_time = below.start, below.start_time
-                anchor = upper_time
-            if end is None:
-                break  # the first key is in
-            # Too few: the rest are older. Widen to the rate seen, at least double, and eightfold after
-            # an empty window (a quiet spell, or a sparse history).
-            needed = self._wanted(count - len(found)) / rate if rate else 0.0
-            width = max((2 if listing.keys else 8) * width, needed)
-        # The density of this page's own keys is the best guess for the next one at this place (the
-        # windows' rates may include a quiet spell).
-        page_rate = _rate(found[:count][::-1])
-        rate = page_rate if page_rate and len(found) >= count else rate
-        newest_time = key_time(found[0]) if found and first_page else known.newest_time
-        self._remember(prefix, _Known(rate, oldest_time, newest_time))
-        return found[:count]
+            # Two guesses, then a halving, and so on: the guesses are usually right, the halvings bound it.
+            guessing = step % 3 != 2 and short < guess and (guess < wide or not from_first_key_tried)
+            reach = min(guess, wide) if guessing else _between(short, wide)
+            start = None if reach >= wide else first_key_at(prefix, top - reach)
+            from_first_key_tried = from_first_key_tried or start is None
+            listing = self._window(prefix, start, end, most)
+            if listing.complete and (len(listing.keys) >= count or start is None):
+                keys = listing.keys
+                break
+            if listing.complete:
+                short = reach
+                # As many keys again per second as this window showed; eightfold when it showed none.
+                guess = reach * self._wanted(count) / len(listing.keys) if listing.keys else 8 * reach
+            else:
+                wide = reach
+                rate = _rate(listing.keys)
+                guess = self._wanted(count) / rate if rate else reach / 2
+        else:
+            raise NoPage(f"no page of {prefix!r} within {MAX_CALLS_PER_PAGE} listings")
+        page = keys[::-1][:count]
+        rate = _rate(page[::-1]) if len(page) >= count else None
+        remembered = _Known(rate or known.rate, oldest_time, known.newest_time, known.first_page_from)
+        if end is None and len(page) >= count:
+            remembered = replace(
+                remembered, newest_time=key_time(page[0]), first_page_from=key_time(page[-1])
+            )
+        self._remember(prefix, remembered)
+        return page
 
     def _wanted(self, missing: int) -> float:
         """How many keys a window should hold: those missing and a margin, within one listing."""
@@ -147,11 +141,9 @@ class NewestFirst:
         """How many keys one listing asks for."""
         return min(self.listing_keys, max(LISTED_AT_LEAST, LISTED_PER_MISSING * missing))
 
-    def _window(
-        self, prefix: str, start: str | None, start_time: float, end: str | None, most: int
-    ) -> _Listing:
+    def _window(self, prefix: str, start: str | None, end: str | None, most: int) -> _Listing:
         """One listing of up to `most` keys from `start` (exclusive; None: the first key) towards
-        `end` (exclusive)."""
+        `end` (exclusive): the log keys it gave below `end`, and whether it reached `end`."""
         arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": most}
         if start is not None:
             arguments["StartAfter"] = start
@@ -159,9 +151,19 @@ class NewestFirst:
         listed = [item["Key"] for item in listing.get("Contents", [])]
         keys = [key for key in listed if (end is None or key < end) and key_time(key) is not None]
         passed_end = end is not None and bool(listed) and listed[-1] >= end
-        complete = passed_end or not listing.get("IsTruncated")
-        last = listed[-1] if listed else ""
-        return _Listing(start, start_time, keys, complete, last, key_time(last) or start_time)
+        return _Listing(keys, passed_end or not listing.get("IsTruncated"))
+
+    def _every_key(self, prefix: str, start_time: float, end: str | None) -> list[str]:
+        """Every key from a moment to `end`, listing after listing: only ever reached when one
+        millisecond holds more keys than a listing."""
+        keys: list[str] = []
+        start: str | None = first_key_at(prefix, start_time)
+        while True:
+            listing = self._window(prefix, start, end, self.listing_keys)
+            keys += listing.keys
+            if listing.complete or not listing.keys:
+                return keys
+            start = listing.keys[-1]
 
     def _oldest_time(self, prefix: str) -> float | None:
         """When the prefix's first key was submitted (None: the prefix is empty; 0 when its first
@@ -188,16 +190,19 @@ class _Known:
     rate: float | None = None  # keys per second where the last page was
     oldest_time: float | None = None  # when the prefix's first key was submitted
     newest_time: float | None = None  # and its newest that a first page saw
+    first_page_from: float | None = None  # when the oldest key of that first page was submitted
 
 
 @dataclass(frozen=True)
 class _Listing:
-    start: str | None
-    start_time: float
     keys: list[str]  # the log keys it gave below the window's end, oldest first
     complete: bool  # whether it reached the window's end
-    last: str  # the last key it gave, whatever it is
-    last_time: float
+
+
+def _between(short: float, wide: float) -> float:
+    """Halfway: in the logarithm while the bracket spans more than a factor of two, then plainly."""
+    low = max(short, MIN_WINDOW_SECONDS)
+    return (low * wide) ** 0.5 if wide > 2 * low else (short + wide) / 2
 
 
 def _rate(keys: list[str]) -> float | None:

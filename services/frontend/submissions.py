@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from frontend.history import NewestFirst
+from frontend.history import NewestFirst, NoPage
 from frontend.memory import LARGE_BYTES
 from frontend.replies import ReplyChannel, Waiter
 from frontend.settings import FrontendSettings
@@ -355,7 +355,7 @@ class Submissions:
         try:
             keys = self.newest.before(prefix, before_key, limit + 1)
             summaries = list(self.pool.map(self._summary, keys[:limit]))
-        except (BotoCoreError, ClientError) as error:
+        except (BotoCoreError, ClientError, NoPage) as error:
             raise Unavailable(N_("the result log cannot be read; please try again shortly")) from error
         entries = []
         for key, summary in zip(keys[:limit], summaries, strict=True):
