@@ -58,6 +58,9 @@ class Limits:
         if db is None:
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
+            # No fsync per submission: what this file holds is forgotten on a restart anyway, and WAL
+            # with NORMAL stays consistent if a process dies (only an OS crash may lose the last counts).
+            db.execute("PRAGMA synchronous=NORMAL")
             self.local.db = db
         return db
 

@@ -47,6 +47,9 @@ QUEUE_LIST_MAX_AGE_SECONDS = 30
 # How long a new queue may take to answer (SQS: "wait at least one second" after CreateQueue).
 QUEUE_SETTLE_SECONDS = 15
 LISTENER_MAX_PAUSE_SECONDS = 5
+# How long the listener lets the requests it has just woken run before its own next AWS call (see
+# ReplyChannel._hand_over); a bound, not a pause: it goes on as soon as they have their replies.
+HANDOVER_SECONDS = 0.01
 # A failed heartbeat is tried again this soon, so a live queue is never left looking stale for long.
 HEARTBEAT_RETRY_SECONDS = 10
 
@@ -58,6 +61,8 @@ class Waiter:
     numbers: list[int]
     event: threading.Event = field(default_factory=threading.Event)
     reply: dict[str, Any] | None = None
+    # Set once the waiting thread has woken up (see ReplyChannel._hand_over).
+    taken: threading.Event = field(default_factory=threading.Event)
 
 
 def reply_queue_name(names: StackNames) -> str:
@@ -233,6 +238,7 @@ class ReplyChannel:
                 waiter.event.wait(timeout)
             return waiter.reply is not None
         finally:
+            waiter.taken.set()
             with self._lock:
                 self._waiters.pop(waiter.request_id, None)
                 if waiter.reply is not None:
@@ -283,12 +289,13 @@ class ReplyChannel:
                 return
             del self._outstanding[request_id]
 
-    def _deliver(self, body: str) -> None:
+    def _deliver(self, body: str) -> Waiter | None:
+        """Hand the reply to the request waiting for it; return that request's waiter if one was woken."""
         try:
             reply = contract.decode_result(body)
         except contract.MalformedMessage as error:
             log.warning("reply_malformed", error=str(error))
-            return
+            return None
         request_id = reply["id"]
         with self._lock, structlog.contextvars.bound_contextvars(request_id=request_id):
             self._last_reply = time.monotonic()
@@ -296,21 +303,22 @@ class ReplyChannel:
             self._arrived.notify_all()
             if request_id in self._completed:
                 log.info("reply_duplicate_ignored")
-                return
+                return None
             waiter = self._waiters.get(request_id)
             if waiter is None:
                 # The request gave up waiting (it answered 202); keep the reply for a later GET.
                 self._remember(reply)
                 log.info("reply_after_wait")
-                return
+                return None
             if reply["correlation_id"] != waiter.correlation_id:
                 log.warning("reply_correlation_mismatch")
-                return
+                return None
             if waiter.reply is not None:
                 log.info("reply_duplicate_ignored")  # a redelivery before the waiter woke up
-                return
+                return None
             waiter.reply = reply
             waiter.event.set()
+            return waiter
 
     # --- the listener thread: replies only ----------------------------------------------------------------
 
@@ -341,10 +349,24 @@ class ReplyChannel:
             self._receive_failing_since = None
             self._recovered()
             messages = response.get("Messages", [])
-            for message in messages:
-                self._deliver(message["Body"])
+            woken = [waiter for message in messages if (waiter := self._deliver(message["Body"]))]
+            self._hand_over(woken)
             if messages:
                 self._delete(messages)
+
+    def _hand_over(self, woken: list[Waiter]) -> None:
+        """Let the requests just woken answer before this thread's next AWS call.
+
+        Both need the GIL, and botocore holds it for a millisecond or two building a call before it
+        waits on the network: a woken request used to wait that long to run (measured: 1.9 ms of a
+        lone request's 26). Waiting here hands the GIL over; the delete and the next long poll follow
+        as soon as the requests have their replies, or after HANDOVER_SECONDS at most.
+        """
+        deadline = time.monotonic() + HANDOVER_SECONDS
+        for waiter in woken:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not waiter.taken.wait(remaining):
+                return
 
     def _trouble(self, error: Exception | None = None) -> None:
         self._last_trouble, self._in_trouble = time.time(), True

@@ -8,7 +8,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -54,7 +53,6 @@ class RequestHandler:
         self.clients = clients
         self.settings = settings
         self.calculator = calculator
-        self.io = ThreadPoolExecutor(max_workers=2 * settings.loops, thread_name_prefix="send")
         # One request large enough to travel through S3 at a time: its numbers are the worker's memory.
         self.large = threading.BoundedSemaphore(1)
         # Which requests someone cancelled, listed at most once per CANCEL_CHECK_SECONDS for all loops.
@@ -97,13 +95,13 @@ class RequestHandler:
                 if handled is None:
                     continue  # done long ago: its record is logged and its payloads cleaned up
                 records[message.message_id], replies[message.message_id] = handled
-        # Replies and the publish go out together: a batch waits for the slower, not for both.
-        # (A failed publish brings the message back, and its reply is sent again: the frontend keeps
-        # the first.)
-        sent = self.io.submit(self._send_replies, records, replies)
-        published = self.io.submit(self._publish, records)
-        sent.result()
-        outcomes.update(published.result())
+        # The replies first, then the publish: someone waits on each reply, nobody on the log's copy.
+        # Sent together, the two calls slowed each other (the worker's GIL, and the emulator's), and a
+        # lone request's reply took 6 ms instead of 2. The batch now takes both calls in turn; the
+        # other receive loops keep the queue moving meanwhile. (A failed publish brings the message
+        # back, and its reply is sent again: the frontend keeps the first.)
+        self._send_replies(records, replies)
+        outcomes.update(self._publish(records))
         return outcomes
 
     def _skip(self, message: Message, request: dict[str, Any]) -> tuple[dict[str, Any], str | None]:

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from frontend.replies import HEARTBEAT_TAG
+from frontend.replies import HEARTBEAT_TAG, ReplyChannel
 from harness import client
+from harness.fixtures import queue_depth, send_request
 from harness.waiting import eventually
 from qcompute.names import STACK_TAG
 from qcompute.provision import reply_queues
@@ -97,3 +98,25 @@ def test_a_reply_queue_deleted_under_a_live_frontend_is_recreated(stack, run) ->
     (second,) = eventually(lambda: list(_own_queues(stack)), what="exactly one live reply queue")
     assert second != first
     assert client.compute(front.url, [2, 3], ["sum"])["results"] == {"sum": 5}
+
+
+def test_a_woken_request_that_never_runs_does_not_hold_the_listener(stack, run) -> None:
+    """The listener lets a woken request run before its next AWS call, but only for a bounded time:
+    replies keep being delivered and deleted even if a woken request's thread never takes its reply."""
+    run.worker()
+    channel = ReplyChannel(stack.clients.sqs, stack.clients.names, poll_seconds=1)
+    channel.start()
+    try:
+        waiters = []
+        for numbers in ([1, 2], [3, 4]):
+            request_id = send_request(stack, numbers, ["sum"], reply_to=channel.queue_url)
+            # Registered, never waited on: nothing ever sets `taken`.
+            waiters.append(channel.expect(request_id, f"corr-{request_id}", numbers))
+        for waiter in waiters:
+            assert waiter.event.wait(60), "the reply was delivered"
+            assert waiter.reply is not None
+            assert not waiter.taken.is_set()
+        assert [w.reply["results"]["sum"] for w in waiters] == [3, 7]
+        eventually(lambda: queue_depth(stack, channel.queue_url) == 0, timeout=30, what="replies deleted")
+    finally:
+        channel.close()
