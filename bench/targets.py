@@ -13,6 +13,8 @@ CEILING_CLIENTS = 16
 LARGEST = 1_000_000
 HISTORY_OBJECTS = 1_000_000
 PEERS = ("seed", "celery")
+# The instance the services share has 1 GiB: a peak at or above it means the request would not fit.
+MEMORY_MIB = 1024
 
 
 @dataclass(frozen=True)
@@ -34,22 +36,34 @@ def _best(run: Run, system: str, clients: int) -> LoadRow | None:
     return max(rows, key=lambda r: r.rps, default=None)
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _ahead(run: Run) -> Verdict:
     target = "at 1, 4, 16 and 64 clients, req/s >= every peer's and p50 <= theirs"
-    parts, met = [], True
+    parts, judged = [], []
     for clients in CLIENT_COUNTS:
         ours = _best(run, "project", clients)
         peers = [row for system in PEERS if (row := _best(run, system, clients))]
         if ours is None or not peers:
             return Verdict(target, "-", None)
         fastest = max(peers, key=lambda r: r.rps)
-        quickest = min(peers, key=lambda r: r.p50_ms or float("inf"))
-        ahead = ours.rps >= fastest.rps and (ours.p50_ms or 0) <= (quickest.p50_ms or 0)
-        met = met and ahead
+        quickest = min(peers, key=lambda r: float("inf") if r.p50_ms is None else r.p50_ms)
+        faster = ours.rps >= fastest.rps
         parts.append(
             f"{clients}: {ours.rps:.0f} vs {fastest.rps:.0f} req/s ({fastest.system}), "
-            f"p50 {ours.p50_ms:.1f} vs {quickest.p50_ms:.1f} ms ({quickest.system})"
+            f"p50 {_ms(ours.p50_ms)} vs {_ms(quickest.p50_ms)} ms ({quickest.system})"
         )
+        if ours.p50_ms is None or any(r.p50_ms is None for r in peers):
+            # A missing p50 (ours or a peer's) says nothing of who is quicker: not judged at this
+            # load, neither a win nor a loss; fewer req/s is still a miss.
+            judged.append(None if faster else False)
+            parts[-1] += " (a p50 missing: not judged)"
+        else:
+            judged.append(faster and ours.p50_ms <= quickest.p50_ms)
+    # A load missed decides; otherwise a load not judged leaves the whole unjudged.
+    met = False if False in judged else None if None in judged else True
     return Verdict(target, "; ".join(parts), met)
 
 
@@ -91,14 +105,16 @@ def _history(run: Run) -> Verdict:
 
 
 def _largest(run: Run) -> Verdict:
-    target = f"{LARGEST:,} integers end to end < 1.5 s, every service's peak stated"
+    target = f"{LARGEST:,} integers end to end < 1.5 s, every service's peak stated and < {MEMORY_MIB} MiB"
     largest = next((s for s in run.sizes if (s.backend, s.size) == (BACKEND, LARGEST)), None)
     if largest is None:
         return Verdict(target, "-", None)
     if largest.seconds is None:
         return Verdict(target, largest.status, False)
     peaks = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in largest.peak_mib.items())
-    return Verdict(target, f"{largest.seconds:.2f} s; peaks {peaks}", largest.seconds < 1.5)
+    fits = all(mib < MEMORY_MIB for mib in largest.peak_mib.values())
+    measured = f"{largest.seconds:.2f} s; peaks {peaks} (the instance has 1 GiB, {MEMORY_MIB} MiB)"
+    return Verdict(target, measured, largest.seconds < 1.5 and fits)
 
 
 def evaluate(run: Run) -> list[Verdict]:

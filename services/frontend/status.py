@@ -107,7 +107,9 @@ def _reply_queues(submissions: Submissions) -> dict[str, Any]:
 def _read_reply_queues(submissions: Submissions) -> dict[str, Any]:
     """The stack's reply queues with their tags, then the depths of the first REPLY_QUEUES_SHOWN."""
     channel = submissions.channel
-    listed = channel.reply_queues(max_age=0)
+    # The channel's read, shared with its sweep and at most QUEUE_LIST_MAX_AGE_SECONDS old: the page
+    # adds no tag reads (a call per queue) of its own.
+    listed = channel.reply_queues()
     heartbeats = {url: _heartbeat(tags) for url, tags in listed.items()}
     first = sorted(listed, key=lambda url: (url != channel.queue_url, heartbeats[url], url))
     queues, gone = [], 0

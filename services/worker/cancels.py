@@ -5,6 +5,8 @@ at most once per CANCEL_CHECK_SECONDS, and batches in between answer from what i
 a cancel stored more than CANCEL_CHECK_SECONDS before a worker takes the request is honoured (the
 listing the batch answers from began after it was stored; S3 lists are strongly consistent); one
 stored later may be computed anyway, as one that arrives while the request is computed always was.
+While S3 fails the listing, it is not tried again for CANCEL_CHECK_SECONDS (at least a second) and
+each batch lists its own markers meanwhile, as it used to: no loop waits behind another's retries.
 
 Not a HEAD per request either: still a call per request, and on AWS a HEAD of a missing key answers
 403, not 404, unless the role may list the bucket without a prefix condition (qcompute.iam): narrow
@@ -54,25 +56,52 @@ class CancelMarkers:
         # The listing covers the ids above this one; None until a listing succeeds.
         self._floor: str | None = None
         self._listed_at = 0.0  # monotonic, when the last good listing began
+        # After a failed listing, none before this (monotonic): in an S3 brown-out each attempt takes
+        # botocore's retries, and loops waiting on it in turn would run one batch at a time.
+        self._retry_at: float | None = None
 
     def among(self, ids: list[str]) -> set[str]:
         """Which of these requests someone cancelled. If S3 cannot tell, the requests are computed:
         a result nobody wanted costs less than a batch held back."""
         if not ids:
             return set()
-        with self._lock:
-            if self._floor is None or self._monotonic() - self._listed_at >= self.interval:
-                self._list_recent()
-            floor, cancelled = self._floor, self._cancelled
-        covered = [i for i in ids if floor is not None and i > floor]
-        older = [i for i in ids if floor is None or i <= floor]
+        recent = self._recent()
+        if recent is None:
+            # The listing is stale because listings fail: this batch reads its own markers, so the
+            # guarantee holds whenever S3 answers it, and no loop waits on another's retries.
+            return self._listed(ids)
+        floor, cancelled = recent
+        covered = [i for i in ids if i > floor]
+        older = [i for i in ids if i <= floor]
         found = {i for i in covered if i in cancelled}
         if older:
             found |= self._listed(older)
         return found
 
-    def _list_recent(self) -> None:
-        """List the markers of the requests of the last `window` seconds (called under the lock)."""
+    def _recent(self) -> tuple[str, frozenset[str]] | None:
+        """The last listing's floor and markers, listed again if older than `interval`; None while
+        listings fail."""
+        retry_at = self._retry_at  # read once: another loop may clear it meanwhile
+        failing = retry_at is not None
+        if retry_at is not None and self._monotonic() < retry_at:
+            return None
+        # While listings fail, one loop tries again and the others do not wait for it.
+        if not self._lock.acquire(blocking=not failing):
+            return None
+        try:
+            if self._floor is None or self._monotonic() - self._listed_at >= self.interval:
+                # A loop that waited here on a listing that failed does not list again at once.
+                backing_off = self._retry_at is not None and self._monotonic() < self._retry_at
+                if backing_off or not self._list_recent():
+                    return None
+            floor = self._floor
+            return None if floor is None else (floor, self._cancelled)
+        finally:
+            self._lock.release()
+
+    def _list_recent(self) -> bool:
+        """List the markers of the requests of the last `window` seconds (called under the lock);
+        False if S3 did not answer."""
         began = self._monotonic()
         floor = contract.first_id_at(self._clock() - self.window)
         found: set[str] = set()
@@ -83,10 +112,12 @@ class CancelMarkers:
             for page in pages:
                 found.update(item["Key"][len(contract.CANCEL_PREFIX) :] for item in page.get("Contents", []))
         except (BotoCoreError, ClientError) as error:
-            # What the last listing saw still holds; the next batch lists again.
+            # Logged once per failed listing; until the back-off ends, batches list their own markers.
+            self._retry_at = self._monotonic() + max(self.interval, 1.0)
             log.warning("cancel_check_failed", error=str(error))
-            return
-        self._cancelled, self._floor, self._listed_at = frozenset(found), floor, began
+            return False
+        self._cancelled, self._floor, self._listed_at, self._retry_at = frozenset(found), floor, began, None
+        return True
 
     def _listed(self, ids: Iterable[str]) -> set[str]:
         """The markers of these requests, read apart from the cache: one LIST under the longest

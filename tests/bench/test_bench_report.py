@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bench import report, targets
@@ -96,6 +98,41 @@ def test_targets_say_whether_met_and_by_how_much():
     slow = [*loads, row("seed", 1, 1, 900, 5.0)]
     assert targets.evaluate(Run(backends=[], smoke=False, load=slow))[0].met is False
     assert targets.evaluate(Run(backends=[], smoke=True))[0].met is None
+
+
+def test_the_largest_request_is_missed_when_a_service_peaks_at_the_instances_memory():
+    def largest(peaks: dict[str, float]) -> targets.Verdict:
+        size = SizeRow("localstack", 1_000_000, "done", 1.0, 1.2, peaks)
+        return targets.evaluate(Run(backends=["localstack"], smoke=False, sizes=[size]))[-1]
+
+    fits = largest({"frontend": 300.0, "worker": 1023.0, "logger": 100.0})
+    assert fits.met is True
+    assert "the instance has 1 GiB" in fits.measured
+    over = largest({"frontend": 300.0, "worker": 1024.0, "logger": 100.0})
+    assert over.met is False, "fast enough, but the worker needs the whole instance"
+    assert "worker 1024 MiB" in over.measured
+
+
+def test_a_missing_p50_is_not_judged_and_never_counts_as_ahead():
+    def ahead(*rows: LoadRow) -> targets.Verdict:
+        loads = [row("project", 1, c, 500, 10.0) for c in (1, 16, 64)] + [
+            row("celery", 1, c, 400, 12.0) for c in (1, 16, 64)
+        ]
+        return targets.evaluate(Run(backends=[], smoke=False, load=[*loads, *rows]))[0]
+
+    def without_p50(load: LoadRow) -> LoadRow:
+        return dataclasses.replace(load, p50_ms=None)
+
+    ours, celery = row("project", 1, 4, 500, 10.0), row("celery", 1, 4, 400, 12.0)
+    assert ahead(ours, celery).met is True
+    # Ours missing: not "0 ms, ahead of everyone"; a peer's missing: not "behind" either.
+    mine = ahead(without_p50(ours), celery)
+    assert mine.met is None
+    assert "4: 50 vs 40 req/s (celery), p50 - vs 12.0 ms (celery) (a p50 missing" in mine.measured
+    assert ahead(ours, without_p50(celery)).met is None
+    # Fewer req/s is a miss whatever the p50s, and so is any other load's miss.
+    assert ahead(without_p50(ours), row("celery", 1, 4, 900, 12.0)).met is False
+    assert ahead(without_p50(ours), celery, row("seed", 1, 64, 900, 5.0)).met is False
 
 
 def test_a_run_survives_its_json():

@@ -11,7 +11,7 @@ import pytest
 
 from frontend import status
 from frontend.app import create_app
-from frontend.replies import HEARTBEAT_TAG
+from frontend.replies import HEARTBEAT_TAG, QUEUE_LIST_MAX_AGE_SECONDS
 from harness import openapi
 from harness.services import SECRET_KEY
 
@@ -81,7 +81,9 @@ def test_a_refresh_makes_as_many_calls_with_30_reply_queues_as_with_3(stack, app
     # A read of the reply queues lists them with their tags, and reads at most ten depths.
     assert three_listed["GetQueueAttributes"] == 4 + 3
     assert thirty_listed["GetQueueAttributes"] == 4 + status.REPLY_QUEUES_SHOWN
-    assert thirty_listed["ListQueues"] == three_listed["ListQueues"] == 1
+    # The channel had just read them with their tags (as its sweep does): the page reads them no more.
+    assert thirty_listed["ListQueues"] == three_listed["ListQueues"] == 0
+    assert thirty_listed["ListQueueTags"] == three_listed["ListQueueTags"] == 0
 
     # What the page says is true: how many there are, this process's first, then the stalest.
     assert (three["reply_queues_total"], len(three["reply_queues"])) == (3, 3)
@@ -102,3 +104,33 @@ def test_a_refresh_makes_as_many_calls_with_30_reply_queues_as_with_3(stack, app
         page.count('<tr data-queue="' + stack.clients.names.reply_queue_prefix) == status.REPLY_QUEUES_SHOWN
     )
     assert f"{status.REPLY_QUEUES_SHOWN} of 30 reply queues shown" in page
+
+
+def _age_reply_queue_reads(app, seconds: float) -> None:
+    """As if `seconds` had passed since the reply queues were read, by the channel and by the page."""
+    channel = app.extensions["replies"]
+    with channel._queue_list_lock:
+        read_at, listed = channel._queue_list
+        channel._queue_list = (read_at - seconds, listed)
+    if status._replies is not None:
+        status._replies = (status._replies[0] - seconds, status._replies[1])
+
+
+@pytest.mark.parametrize("total", [3, 30])
+def test_refreshes_read_the_reply_queues_tags_only_through_the_channels_30_s_read(stack, app, total) -> None:
+    channel = app.extensions["replies"]
+    _add_reply_queues(stack, total - 1, first=1)  # with the app's own
+    channel.reply_queues(max_age=0)  # the channel's own read, as its sweep makes: one ListQueueTags a queue
+    status._replies = None  # the page's view is due at once
+
+    # A minute of refreshes, one every 5 s; half-way, both reads are over 30 s old.
+    made: Counter = Counter()
+    for tick in range(12):
+        if tick == 6:
+            _age_reply_queue_reads(app, QUEUE_LIST_MAX_AGE_SECONDS + 1)
+        made += _refresh(app)[1]
+
+    # At 0 s the channel's own read serves the page; at 30 s, that read lapsed, the page's refresh has
+    # the channel read again: the tags once per 30 s, and no read of the page's own (it was twice).
+    assert made["ListQueueTags"] == total
+    assert made["ListQueues"] == 1

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from harness.fixtures import drain, own_reply_queue, send_request
 from harness.services import ROOT
@@ -149,3 +150,100 @@ def test_a_listing_older_than_the_interval_is_read_again(stack) -> None:
     now[0] += 0.6
     assert markers.among([request_id]) == {request_id}
     assert len(s3.listings) == 2
+
+
+class _BrownOut:
+    """S3 in a brown-out: the shared listing fails, after `seconds` (botocore's retries) and, while
+    `gate` is clear, not before it is set; a batch's own listing, under its prefix, answers."""
+
+    def __init__(self, cancelled: list[str], seconds: float = 0.0):
+        self.keys = sorted(contract.cancel_key(i) for i in cancelled)
+        self.seconds, self.failing = seconds, True
+        self.gate = threading.Event()
+        self.gate.set()
+        self.shared: list[dict] = []
+        self.own: list[dict] = []
+
+    def get_paginator(self, name: str):
+        return self
+
+    def paginate(self, **params):
+        if "StartAfter" not in params:
+            self.own.append(params)
+            return [{"Contents": [{"Key": k} for k in self.keys if k.startswith(params["Prefix"])]}]
+        self.shared.append(params)
+        time.sleep(self.seconds)
+        self.gate.wait(10)
+        if self.failing:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "reduce your rate"}}, "ListObjectsV2")
+        return [{"Contents": [{"Key": k} for k in self.keys if k > params["StartAfter"]]}]
+
+
+def _ask_at_once(markers: CancelMarkers, ids: list[str], loops: int) -> list[set[str]]:
+    answers: list[set[str]] = []
+    start = threading.Barrier(loops)
+
+    def ask() -> None:
+        start.wait()
+        answers.append(markers.among(ids))
+
+    threads = [threading.Thread(target=ask) for _ in range(loops)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_while_listings_fail_loops_do_not_each_list_again_and_cancels_are_still_honoured() -> None:
+    cancelled, kept = contract.new_request_id(SECRET), contract.new_request_id(SECRET)
+    s3 = _BrownOut([cancelled], seconds=0.2)
+    now = [1000.0]
+    markers = CancelMarkers(s3, "bucket", interval=1.0, monotonic=lambda: now[0])
+
+    # Eight loops ask while S3 fails: one shared listing fails, and each batch then reads its own
+    # markers (it used to be eight shared listings in turn, each taking its retries).
+    assert _ask_at_once(markers, [cancelled, kept], 8) == [{cancelled}] * 8
+    assert (len(s3.shared), len(s3.own)) == (1, 8)
+    # Within the back-off no loop tries the shared listing again.
+    now[0] += 0.9
+    assert _ask_at_once(markers, [cancelled, kept], 8) == [{cancelled}] * 8
+    assert (len(s3.shared), len(s3.own)) == (1, 16)
+
+    # After it, one loop lists again (the others, not waiting for it, read their own); S3 answers,
+    # and batches answer from that listing once more.
+    now[0] += 0.2
+    s3.failing = False
+    assert _ask_at_once(markers, [cancelled, kept], 8) == [{cancelled}] * 8
+    assert len(s3.shared) == 2
+    own = len(s3.own)
+    assert _ask_at_once(markers, [cancelled, kept], 8) == [{cancelled}] * 8
+    assert (len(s3.shared), len(s3.own)) == (2, own)
+
+
+def test_a_batch_does_not_wait_behind_another_loops_failing_listing() -> None:
+    cancelled = contract.new_request_id(SECRET)
+    s3 = _BrownOut([cancelled])
+    now = [1000.0]
+    markers = CancelMarkers(s3, "bucket", interval=1.0, monotonic=lambda: now[0])
+    assert markers.among([cancelled]) == {cancelled}  # the listing failed; the batch listed its own
+
+    # The back-off over, one loop tries the shared listing again, and S3 is slow to fail it.
+    now[0] += 1.1
+    s3.gate.clear()
+    trying = threading.Thread(target=markers.among, args=([cancelled],))
+    trying.start()
+    try:
+        while len(s3.shared) < 2:
+            time.sleep(0.01)
+        # Another loop's batch meanwhile: answered from its own listing, not held behind the lock.
+        answers: list[set[str]] = []
+        other = threading.Thread(target=lambda: answers.append(markers.among([cancelled])))
+        other.start()
+        other.join(timeout=2)
+        assert not other.is_alive(), "a batch waited behind another loop's failing listing"
+        assert answers == [{cancelled}]
+    finally:
+        s3.gate.set()
+        trying.join()
+    assert len(s3.shared) == 2
