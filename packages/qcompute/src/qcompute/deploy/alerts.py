@@ -207,7 +207,11 @@ def subscriptions(deployment: Deployment) -> list[dict[str, Any]]:
 
 def find_alarms(deployment: Deployment) -> dict[str, dict[str, Any]]:
     """The stack's alarms that exist, by name."""
-    names = [deployment.names.alarm(key) for key in KEYS]
+    return describe_alarms(deployment, [deployment.names.alarm(key) for key in KEYS])
+
+
+def describe_alarms(deployment: Deployment, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The metric alarms of these names that exist, by name (the worker fleet's too)."""
     found = deployment.cloudwatch.describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm"])
     return {alarm["AlarmName"]: alarm for alarm in found["MetricAlarms"]}
 
@@ -235,9 +239,22 @@ def _metric_filter_owned(deployment: Deployment) -> bool:
     return loggroups.tags(deployment, FILTERED_SERVICE).get(STACK_TAG) == deployment.names.stack
 
 
-def _alarm_owned(deployment: Deployment, alarm: dict[str, Any]) -> bool:
+def alarm_owned(deployment: Deployment, alarm: dict[str, Any]) -> bool:
     tags = deployment.cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags", [])
     return {tag["Key"]: tag["Value"] for tag in tags}.get(STACK_TAG) == deployment.names.stack
+
+
+def remove_alarms(deployment: Deployment, alarms: dict[str, dict[str, Any]], dry_run: bool) -> list[Change]:
+    """Delete these alarms (the worker fleet's too); one not tagged with the stack stays."""
+    changes = []
+    for name, alarm in alarms.items():
+        if not alarm_owned(deployment, alarm):
+            changes.append(Change("alarm", name, "skip", "not tagged with this stack"))
+            continue
+        if not dry_run:
+            deployment.cloudwatch.delete_alarms(AlarmNames=[name])
+        changes.append(Change("alarm", name, "delete"))
+    return changes
 
 
 def foreign(deployment: Deployment) -> list[str]:
@@ -248,7 +265,7 @@ def foreign(deployment: Deployment) -> list[str]:
     taken += [
         f"alarm {name}"
         for name, alarm in find_alarms(deployment).items()
-        if not _alarm_owned(deployment, alarm)
+        if not alarm_owned(deployment, alarm)
     ]
     return taken
 
@@ -412,7 +429,7 @@ def status_rows(deployment: Deployment) -> list[tuple[str, str, str]]:
 
 
 def _owned_alarms(deployment: Deployment) -> Iterable[str]:
-    return [name for name, alarm in find_alarms(deployment).items() if _alarm_owned(deployment, alarm)]
+    return [name for name, alarm in find_alarms(deployment).items() if alarm_owned(deployment, alarm)]
 
 
 def leftovers(deployment: Deployment) -> list[str]:
@@ -428,14 +445,7 @@ def remove(deployment: Deployment, *, dry_run: bool = False) -> list[Change]:
     """Delete the alarms, the metric filter, then the topic's subscriptions and the topic; what is not
     tagged ours stays. The filter would go with its log group too, but alerts turned off keep the logs."""
     names, sns = deployment.names, deployment.clients.sns
-    changes = []
-    for name, alarm in find_alarms(deployment).items():
-        if not _alarm_owned(deployment, alarm):
-            changes.append(Change("alarm", name, "skip", "not tagged with this stack"))
-            continue
-        if not dry_run:
-            deployment.cloudwatch.delete_alarms(AlarmNames=[name])
-        changes.append(Change("alarm", name, "delete"))
+    changes = remove_alarms(deployment, find_alarms(deployment), dry_run)
     changes += _remove_metric_filter(deployment, dry_run)
     if find_topic(deployment) is None:
         return changes

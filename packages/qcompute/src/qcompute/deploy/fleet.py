@@ -30,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qcompute.aws import error_code
-from qcompute.deploy import infra, instance, network, workerhost
+from qcompute.deploy import alerts, infra, instance, network, workerhost
 from qcompute.deploy.infra import owned, tag_dict, tag_list
 from qcompute.deploy.session import DeployError, Deployment
 from qcompute.deploy.waiting import wait_for
@@ -143,10 +143,8 @@ def find_policies(deployment: Deployment) -> dict[str, dict[str, Any]]:
 
 
 def find_alarms(deployment: Deployment) -> dict[str, dict[str, Any]]:
-    names = deployment.names
-    wanted = [_names(names)["wake"], _names(names)["idle"]]
-    found = deployment.cloudwatch.describe_alarms(AlarmNames=wanted, AlarmTypes=["MetricAlarm"])
-    return {alarm["AlarmName"]: alarm for alarm in found["MetricAlarms"]}
+    names = _names(deployment.names)
+    return alerts.describe_alarms(deployment, [names["wake"], names["idle"]])
 
 
 def hosts(deployment: Deployment, states: list[str] = instance.LIVE_STATES) -> list[dict[str, Any]]:
@@ -734,15 +732,7 @@ def remove(deployment: Deployment, *, dry_run: bool = False) -> list[Change]:
     """Delete the fleet: alarms, policies, group and hosts, template, security group, role and profile;
     what is not tagged the stack's stays."""
     names = deployment.names
-    changes = []
-    for name, alarm in find_alarms(deployment).items():
-        tags = deployment.cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags", [])
-        if tag_dict(tags).get(STACK_TAG) != names.stack:
-            changes.append(Change("alarm", name, "skip", "not tagged with this stack"))
-            continue
-        if not dry_run:
-            deployment.cloudwatch.delete_alarms(AlarmNames=[name])
-        changes.append(Change("alarm", name, "delete"))
+    changes = alerts.remove_alarms(deployment, find_alarms(deployment), dry_run)
     changes += _remove_group(deployment, dry_run)
     template = find_template(deployment)
     if template is not None:
