@@ -65,6 +65,14 @@ class Waiter:
     taken: threading.Event = field(default_factory=threading.Event)
 
 
+def heartbeat_of(tags: dict[str, str]) -> float:
+    """When a reply queue's process last beat, from its tags (0 if never, or unreadable)."""
+    try:
+        return float(tags.get(HEARTBEAT_TAG, "0"))
+    except ValueError:
+        return 0.0
+
+
 def reply_queue_name(names: StackNames) -> str:
     """Unique per process: host, pid and a random token, within SQS's 80-character limit."""
     host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:32]
@@ -453,10 +461,7 @@ class ReplyChannel:
             return swept
         now = time.time()
         for url, tags in queues.items():
-            try:
-                heartbeat = float(tags.get(HEARTBEAT_TAG, "0"))
-            except ValueError:
-                heartbeat = 0.0
+            heartbeat = heartbeat_of(tags)
             # Nobody could beat while SQS failed: staleness counts from when this process saw it answer again.
             idle = now - max(heartbeat, self._last_trouble)
             if url == self.queue_url or idle <= self.idle_seconds:

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from frontend.replies import HEARTBEAT_TAG, QUEUE_LIST_MAX_AGE_SECONDS
+from frontend.replies import QUEUE_LIST_MAX_AGE_SECONDS, heartbeat_of
 from frontend.submissions import EVERYONE, Submissions, Unavailable
 from qcompute import aws, logs, stats
 from qcompute.messages import N_, Sentence
@@ -110,7 +110,7 @@ def _read_reply_queues(submissions: Submissions) -> dict[str, Any]:
     # The channel's read, shared with its sweep and at most QUEUE_LIST_MAX_AGE_SECONDS old: the page
     # adds no tag reads (a call per queue) of its own.
     listed = channel.reply_queues()
-    heartbeats = {url: _heartbeat(tags) for url, tags in listed.items()}
+    heartbeats = {url: heartbeat_of(tags) for url, tags in listed.items()}
     first = sorted(listed, key=lambda url: (url != channel.queue_url, heartbeats[url], url))
     queues, gone = [], 0
     for url in first[:REPLY_QUEUES_SHOWN]:
@@ -130,13 +130,6 @@ def _read_reply_queues(submissions: Submissions) -> dict[str, Any]:
             }
         )
     return {"queues": queues, "total": len(listed) - gone}
-
-
-def _heartbeat(tags: dict[str, str]) -> float:
-    try:
-        return float(tags.get(HEARTBEAT_TAG, "0"))
-    except ValueError:
-        return 0.0
 
 
 def _last_hour(submissions: Submissions) -> dict[str, Any] | None:
