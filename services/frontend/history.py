@@ -25,7 +25,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from qcompute import contract
@@ -36,7 +35,7 @@ LISTING_KEYS = 1000  # what one ListObjectsV2 returns at most
 # is sent and parsed), while too little room makes a listing of a burst stop short.
 LISTED_PER_MISSING = 4
 LISTED_AT_LEAST = 100
-# The first window of a prefix never seen: an hour, a day's thousandth of a busy service.
+# The first window of a prefix never seen (a guess: the next pages learn the density).
 FIRST_WINDOW_SECONDS = 3600.0
 # A window asks for this many times the keys it needs: a rate is an estimate.
 MARGIN = 1.5
@@ -46,7 +45,7 @@ REMEMBERED_PREFIXES = 1000
 MAX_CALLS_PER_PAGE = 128
 # Windows are never narrower: ids are to the millisecond.
 MIN_WINDOW_SECONDS = 0.002
-_ID_AT_END = re.compile(r"/([0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12})\.json$")
+_ID_AT_END = re.compile(rf"/({contract.REQUEST_ID_PATTERN.pattern})\.json$")
 
 
 def key_time(key: str) -> float | None:
@@ -57,10 +56,8 @@ def key_time(key: str) -> float | None:
 
 def first_key_at(prefix: str, seconds: float) -> str:
     """A string that sorts just before every key of the prefix submitted at or after `seconds`."""
-    millis = max(0, round(seconds * 1000))
-    day = datetime.fromtimestamp(millis / 1000, UTC)
-    digits = f"{millis:012x}"
-    return f"{prefix}{day:%Y/%m/%d}/{digits[:8]}-{digits[8:]}"
+    first = contract.first_id_at(max(0.0, seconds))
+    return f"{prefix}{contract.request_time(first):%Y/%m/%d}/{first}"
 
 
 class NoPage(RuntimeError):
@@ -207,6 +204,9 @@ def _between(short: float, wide: float) -> float:
 
 def _rate(keys: list[str]) -> float | None:
     """Keys per second across a run of keys in time order (None when they span no time)."""
-    times = [t for t in (key_time(keys[0]), key_time(keys[-1])) if t is not None] if keys else []
-    span = times[-1] - times[0] if len(times) == 2 else 0.0
-    return len(keys) / span if span > 0 else None
+    if not keys:
+        return None
+    first, last = key_time(keys[0]), key_time(keys[-1])
+    if first is None or last is None or last <= first:
+        return None
+    return len(keys) / (last - first)

@@ -88,9 +88,10 @@ def new_request_id(secret: bytes, now: float | None = None, user: str = "") -> s
 
 
 def first_id_at(moment: float) -> str:
-    """Lower than every id issued at `moment` (Unix seconds) or later, and higher than every id
-    issued before: UUIDv7 ids sort by time, as text too."""
-    return str(uuid.UUID(int=int(moment * 1000) << 80))
+    """Lower than every id issued at `moment` (Unix seconds, to the nearest millisecond) or later, and
+    higher than every id issued before: UUIDv7 ids sort by time, as text too. Rounded, not cut: a
+    moment read back from an id (`request_time`) is that id's own millisecond, whatever float error."""
+    return str(uuid.UUID(int=round(moment * 1000) << 80))
 
 
 def is_request_id(text: str) -> bool:
