@@ -50,13 +50,18 @@ def run_plan(plan: Plan, log_dir: Path, say: Say, *, smoke: bool) -> Run:
                     calls.record_here(calls_dir(log_dir / kind))
                     _run_backend(plan, backend, log_dir / kind, run, say)
             except Exception as error:  # noqa: BLE001 - the other emulator's results are still worth having
-                run.failures.append(f"{kind}: {type(error).__name__}: {error}")
-                say(f"    {kind}: FAILED: {type(error).__name__}: {error}")
+                _failed(run, say, kind, error)
     finally:
         os.environ.clear()
         os.environ.update(saved)
         run.seconds = round(time.monotonic() - started, 1)
     return run
+
+
+def _failed(run: Run, say: Say, label: str, error: Exception) -> None:
+    """A phase that could not run: kept in the results, and said at once."""
+    run.failures.append(f"{label}: {type(error).__name__}: {error}")
+    say(f"    {label}: FAILED: {type(error).__name__}: {error}")
 
 
 def _progress(label: str, row: LoadRow) -> str:
@@ -100,8 +105,7 @@ def _run_backend(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say
                     run.load.append(row)
                     say(_progress(label, row))
             except Exception as error:  # noqa: BLE001 - one broken system must not lose the others' results
-                run.failures.append(f"{label}: {type(error).__name__}: {error}")
-                say(f"    {label}: FAILED: {type(error).__name__}: {error}")
+                _failed(run, say, label, error)
     if plan.sizes:
         _run_sizes(plan, backend, log_dir, run, say)
     if plan.history_objects and backend.name in plan.history_backends:
@@ -113,8 +117,7 @@ def _run_sizes(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say) 
     try:
         rows = sizes.measure(backend, log_dir / "sizes", list(plan.sizes))
     except Exception as error:  # noqa: BLE001 - as above
-        run.failures.append(f"{backend.name}: sizes: {type(error).__name__}: {error}")
-        say(f"    {backend.name}: sizes: FAILED: {type(error).__name__}: {error}")
+        _failed(run, say, f"{backend.name}: sizes", error)
         return
     run.sizes.extend(rows)
     for row in rows:
@@ -129,8 +132,7 @@ def _run_history(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say
             backend, log_dir / "history", plan.history_objects, plan.history_pages, calls_dir(log_dir)
         )
     except Exception as error:  # noqa: BLE001 - as above
-        run.failures.append(f"{backend.name}: history: {type(error).__name__}: {error}")
-        say(f"    {backend.name}: history: FAILED: {type(error).__name__}: {error}")
+        _failed(run, say, f"{backend.name}: history", error)
         return
     run.history.extend(rows)
     for row in rows:
