@@ -23,6 +23,7 @@ from frontend import api, auth, health, i18n, memory, openapi, web
 from frontend.limits import Limited, Limits
 from frontend.replies import ReplyChannel
 from frontend.settings import FrontendSettings
+from frontend.shared_replies import SharedReplies
 from frontend.submissions import Overloaded, Submissions, Unavailable
 from qcompute import aws, contract, logs
 from qcompute.accounts import AccountStore
@@ -58,6 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         idle_seconds=settings.reply_queue_idle_seconds,
         stall_seconds=settings.reply_stall_seconds,
         pending_timeout_seconds=settings.pending_timeout_seconds,
+        shared=SharedReplies(settings.lock_dir),
     )
     channel.start()
     atexit.register(channel.close)

@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from frontend.shared_replies import SharedReplies
 from qcompute import aws, contract
 from qcompute.logs import REPLIES_STALLED, get_logger
 from qcompute.messages import N_, Sentence
@@ -90,8 +91,11 @@ class ReplyChannel:
         idle_seconds: int = 900,
         stall_seconds: int = 60,
         pending_timeout_seconds: int = 600,
+        shared: SharedReplies | None = None,
     ):
         self.sqs = sqs
+        # The replies of this container's other processes, and where this one shares its own.
+        self.shared = shared
         self.names = names
         self.poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
@@ -251,6 +255,10 @@ class ReplyChannel:
                 self._waiters.pop(waiter.request_id, None)
                 if waiter.reply is not None:
                     self._remember(waiter.reply)
+            # Shared before the request answers: a GET that follows, served by a sibling process
+            # before the log record exists, finds it too.
+            if waiter.reply is not None and self.shared is not None:
+                self.shared.put(waiter.reply)
 
     @property
     def draining(self) -> bool:
@@ -279,9 +287,12 @@ class ReplyChannel:
             self._outstanding.pop(request_id, None)
 
     def completed(self, request_id: str) -> dict[str, Any] | None:
-        """A reply this process received, if it still remembers it."""
+        """A reply this process received, or another process of its container, if still remembered."""
         with self._lock:
-            return self._completed.get(request_id)
+            reply = self._completed.get(request_id)
+        if reply is None and self.shared is not None:
+            reply = self.shared.get(request_id)
+        return reply
 
     def _remember(self, reply: dict[str, Any]) -> None:
         self._completed[reply["id"]] = reply
@@ -317,16 +328,19 @@ class ReplyChannel:
                 # The request gave up waiting (it answered 202); keep the reply for a later GET.
                 self._remember(reply)
                 log.info("reply_after_wait")
-                return None
-            if reply["correlation_id"] != waiter.correlation_id:
+            elif reply["correlation_id"] != waiter.correlation_id:
                 log.warning("reply_correlation_mismatch")
                 return None
-            if waiter.reply is not None:
+            elif waiter.reply is not None:
                 log.info("reply_duplicate_ignored")  # a redelivery before the waiter woke up
                 return None
-            waiter.reply = reply
-            waiter.event.set()
-            return waiter
+            else:
+                waiter.reply = reply
+                waiter.event.set()
+                return waiter
+        if self.shared is not None:
+            self.shared.put(reply)  # outside the lock: the waiting requests need it
+        return None
 
     # --- the listener thread: replies only ----------------------------------------------------------------
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_pending_then_done_when_the_worker_starts_late(stack, run) -> None:
-    run.logger()
+    logger = run.logger()
     front = run.frontend(REPLY_WAIT_SECONDS=1)
 
     response = client.submit(front.url, [6, 7], ["product"])
@@ -36,6 +36,9 @@ def test_pending_then_done_when_the_worker_starts_late(stack, run) -> None:
     done = client.until_done(front.url, request_id)
     assert (done["status"], done["results"]) == ("done", {"product": 42})
 
+    # The page's input comes from the log record, which follows the reply by a moment (until then
+    # the page says so: tests/frontend covers that case).
+    logger.wait_for_event("logged", count=2)
     html = client.result_page(session, front.url, form)
     assert re.search(r'id="result-sum">.*?<td class="value">9</td>', html, re.S)
     assert "http-equiv" not in html

@@ -1,0 +1,98 @@
+"""Replies the gunicorn processes of a container share, so a result one of them has answered is found
+by the others at once.
+
+A reply reaches only the process that sent the request (its own reply queue), and the S3 log record
+the others read comes a moment later: the logger's copy goes through SNS and a queue of its own. In
+that moment a GET served by a sibling process said "pending" for a request whose POST had just
+answered "done".
+
+One small SQLite table in the container's shared memory (WORKER_TMP_DIR, as in limits.py) holds the
+latest replies: at most MAX_ROWS of at most MAX_REPLY_BYTES each, none older than KEEP_SECONDS. That
+covers the logger's lag and stays small in /dev/shm (Docker gives it 64 MiB). A larger or older reply
+is read from the log as before, and so is one answered by another container (a rollout's other
+half): there the log is the truth, a moment later.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qcompute import contract
+from qcompute.logs import get_logger
+
+log = get_logger(__name__)
+
+MAX_ROWS = 1_000
+MAX_REPLY_BYTES = 16 * 1024
+KEEP_SECONDS = 600.0
+
+
+class SharedReplies:
+    def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = directory / "qcompute-replies.sqlite3"
+        self.clock = clock
+        self.local = threading.local()
+        self._db().executescript(
+            """
+                CREATE TABLE IF NOT EXISTS replies (
+                    id TEXT PRIMARY KEY, at REAL NOT NULL, body TEXT NOT NULL
+                );
+                CREATE INDEX IF NOT EXISTS replies_by_time ON replies (at);
+                """
+        )
+
+    def _db(self) -> sqlite3.Connection:
+        """One connection per thread, in autocommit mode, as in limits.py."""
+        db = getattr(self.local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # forgotten on a restart anyway
+            self.local.db = db
+        return db
+
+    def put(self, reply: dict[str, Any]) -> None:
+        """Share a reply. Never fails the request: a reply not shared is read from the log instead."""
+        try:
+            body = contract.encode(reply)
+        except ValueError:  # an integer Python will not write (over 4,300 digits)
+            return
+        if not contract.fits(body, MAX_REPLY_BYTES):
+            return
+        now = self.clock()
+        try:
+            db = self._db()
+            db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?)", (reply["id"], now, body))
+            # A row replaced or added takes the next rowid: the newest MAX_ROWS are kept.
+            db.execute(
+                "DELETE FROM replies WHERE at < ? OR rowid <= (SELECT MAX(rowid) FROM replies) - ?",
+                (now - KEEP_SECONDS, MAX_ROWS),
+            )
+        except sqlite3.Error as error:
+            log.warning("reply_not_shared", error=str(error))
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """A reply some process of this container received lately, or None."""
+        try:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT body FROM replies WHERE id = ? AND at >= ?",
+                    (request_id, self.clock() - KEEP_SECONDS),
+                )
+                .fetchone()
+            )
+        except sqlite3.Error as error:
+            log.warning("shared_reply_unreadable", error=str(error))
+            return None
+        if row is None:
+            return None
+        try:
+            return contract.decode_result(row[0])
+        except contract.MalformedMessage:
+            return None

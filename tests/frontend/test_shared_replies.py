@@ -1,0 +1,111 @@
+"""A result one gunicorn process has answered is found at once by its siblings, before the log has it.
+
+No logger runs here, so the S3 log never has the record: a sibling can only know the result through
+the replies the container's processes share (frontend/shared_replies.py). Each step stops one process
+(SIGSTOP) so the other is sure to serve the next call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from frontend.shared_replies import KEEP_SECONDS, MAX_ROWS, SharedReplies
+from harness import client
+from harness.waiting import eventually
+from qcompute import contract
+from qcompute.provision import reply_queues
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def _stopped(pid: int) -> Iterator[None]:
+    """The process neither accepts nor answers meanwhile (kept short: gunicorn's timeout is 30 s)."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _pids(stack) -> list[int]:
+    queues = eventually(
+        lambda: len(found := reply_queues(stack.clients.sqs, stack.clients.names)) == 2 and found,
+        what="two reply queues",
+    )
+    return [int(url.rsplit("/", 1)[-1].split("-")[-2]) for url in queues]  # names carry the pid
+
+
+def test_a_result_answered_by_one_process_is_found_by_its_sibling_without_the_log(stack, run) -> None:
+    run.worker()
+    front = run.frontend(WEB_WORKERS=2)
+    first, second = _pids(stack)
+
+    with _stopped(first):
+        answered = client.submit(front.url, [4, 5, 6], ["sum", "max"])  # served by `second`
+    assert answered.status_code == 200, answered.text
+    request_id = answered.json()["id"]
+    with _stopped(second):
+        found = client.result(front.url, request_id)  # served by `first`, which never saw the reply
+        page = requests.get(f"{front.url}/requests/{request_id}", timeout=30)
+    assert found.status_code == 200, found.text
+    assert found.json()["status"] == "done"
+    assert found.json()["results"] == {"sum": 15, "max": 6}
+    # The page has the results; the input only the log record holds, and it says so meanwhile.
+    assert page.status_code == 200
+    assert re.search(r'id="result-sum">.*?<td class="value">15</td>', page.text, re.S)
+    assert "the result log does not hold them yet" in page.text
+
+
+def test_a_reply_that_came_after_the_wait_is_found_by_the_sibling_too(stack, run) -> None:
+    front = run.frontend(WEB_WORKERS=2)
+    first, second = _pids(stack)
+    with _stopped(first):
+        pending = client.submit(front.url, [7, 8], ["product"], wait=0)  # no worker yet
+    assert pending.status_code == 202
+    request_id = pending.json()["id"]
+
+    run.worker()
+    eventually(
+        lambda: any(e.get("request_id") == request_id for e in front.events("reply_after_wait")),
+        what="the reply reaching the process that sent the request",
+    )
+    with _stopped(second):
+        found = client.result(front.url, request_id)
+    assert found.status_code == 200, found.text
+    assert found.json()["results"] == {"product": 56}
+
+
+def test_the_table_keeps_only_the_latest_small_replies(tmp_path) -> None:
+    now = [1_000.0]
+    shared = SharedReplies(tmp_path, clock=lambda: now[0])
+    ids = [contract.new_request_id(b"secret") for _ in range(MAX_ROWS + 7)]
+    record = {
+        "v": contract.VERSION,
+        "correlation_id": "c",
+        "status": "done",
+        "results": {"sum": 1},
+        "timings": {"submitted_at": "2026-12-05T00:00:00Z"},
+    }
+    for request_id in ids[: MAX_ROWS + 5]:
+        shared.put({**record, "id": request_id})
+    assert shared.get(ids[0]) is None, "the oldest beyond MAX_ROWS are gone"
+    assert shared.get(ids[4]) is None
+    assert shared.get(ids[5])["results"] == {"sum": 1}
+    assert shared.get(ids[MAX_ROWS + 4])["results"] == {"sum": 1}
+
+    big, huge = ids[-2:]
+    shared.put({**record, "id": big, "results": {"sum": 10**1_000 + 1}})  # 1,001 digits, exact
+    shared.put({**record, "id": huge, "results": {"values": list(range(10_000))}})
+    assert shared.get(big)["results"] == {"sum": 10**1_000 + 1}
+    assert shared.get(huge) is None, "over MAX_REPLY_BYTES: left to the log"
+
+    now[0] += KEEP_SECONDS + 1
+    assert shared.get(big) is None, "older than KEEP_SECONDS"
