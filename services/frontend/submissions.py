@@ -42,6 +42,9 @@ BACKLOG_CHECK_SECONDS = 2.0
 # waiting client (a 30 s wait makes 60 of them) is far below what S3 serves a prefix per second, and the
 # result shows at most this late; a reply to this process's own queue wakes the wait at once.
 LOG_POLL_SECONDS = 0.5
+# How often a finished request's log record is read while a wait asks for its numbers (it is usually
+# written within tens of milliseconds of the reply).
+NUMBERS_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ def _integers_as_text(value: Any) -> Any:
 class Lookup:
     status: str  # "done", "error", "cancelled", "pending", "expired" or "unknown"
     outcome: Outcome | None = None
+    # Finished, but known only from a reply: the numbers asked for are in the log record, not here yet.
+    without_numbers: bool = False
 
 
 class Submissions:
@@ -242,13 +247,32 @@ class Submissions:
 
     # --- finding results ----------------------------------------------------------------------------------
 
-    def find(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False, wait: float = 0) -> Lookup:
+    def find(
+        self,
+        request_id: str,
+        viewer: Viewer,
+        *,
+        with_numbers: bool = False,
+        wait: float = 0,
+        numbers_grace: float | None = None,
+    ) -> Lookup:
         """The request's state; while it is pending, wait up to `wait` seconds for its result (the
-        process's own replies wake the wait, the log is read every LOG_POLL_SECONDS)."""
+        process's own replies wake the wait, the log is read every LOG_POLL_SECONDS).
+
+        A result known only from a reply lacks the numbers, which the log record brings a moment
+        later: `with_numbers` waits for them too, until the wait ends or, with `numbers_grace`, for
+        that long once the result is known, whatever the wait (a page shows the result soon either way).
+        """
         deadline = time.monotonic() + wait
         while True:
             lookup = self._find_once(request_id, viewer, with_numbers=with_numbers)
+            if lookup.without_numbers and numbers_grace is not None:
+                deadline = time.monotonic() + numbers_grace
+                numbers_grace = None
             remaining = deadline - time.monotonic()
+            if lookup.without_numbers and remaining > 0 and not self.channel.draining:
+                time.sleep(min(NUMBERS_POLL_SECONDS, remaining))
+                continue
             if lookup.status != "pending" or remaining <= 0 or self.channel.draining:
                 return lookup
             self.channel.await_completed(request_id, min(LOG_POLL_SECONDS, remaining))
@@ -267,6 +291,7 @@ class Submissions:
             outcome = Outcome.from_record(self._with_results(completed))
             return Lookup(outcome.status, outcome)
         record = self._read_record(contract.log_key(request_id))
+        logged = record is not None
         if record is None and completed is not None:
             record = self._with_results(completed)
         if record is not None and record.get("user", "") != signer:
@@ -274,7 +299,7 @@ class Submissions:
         if record is not None:
             self.channel.resolved(request_id)
             outcome = Outcome.from_record(record)
-            return Lookup(outcome.status, outcome)
+            return Lookup(outcome.status, outcome, without_numbers=with_numbers and not logged)
         age = time.time() - contract.request_time(request_id).timestamp()
         return Lookup("pending" if age < self.settings.pending_timeout_seconds else "expired")
 

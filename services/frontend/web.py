@@ -32,6 +32,9 @@ STATUS_REFRESH_SECONDS = 5
 # of waiting slots as the API's GET ?wait= (api.waiting_slot). An event stream would hold a thread for
 # as long as the page stays open.
 LIVE_WAIT_SECONDS = 20
+# A result known from a reply waits this long for its log record, which holds the input numbers and
+# is usually written within tens of milliseconds; then the page shows it without them, saying why.
+NUMBERS_GRACE_SECONDS = 0.5
 
 
 def _submissions() -> Any:
@@ -103,7 +106,9 @@ def result(request_id: str) -> Any:
     there: the pending page's script asks so, and swaps the answer in without a reload (app.js)."""
     settings = current_app.config["SETTINGS"]
     with waiting_slot(_live_wait()) as wait:
-        lookup = _submissions().find(request_id, auth.viewer(), with_numbers=True, wait=wait)
+        lookup = _submissions().find(
+            request_id, auth.viewer(), with_numbers=True, wait=wait, numbers_grace=NUMBERS_GRACE_SECONDS
+        )
     if lookup.outcome is not None:
         return render_template(
             "result.html", outcome=lookup.outcome, permalink=url_for("web.result", request_id=request_id)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -62,6 +64,16 @@ def test_a_result_answered_by_one_process_is_found_by_its_sibling_without_the_lo
     assert page.status_code == 200
     assert re.search(r'id="result-sum">.*?<td class="value">15</td>', page.text, re.S)
     assert "the result log does not hold them yet" in page.text
+
+    # Asked with its numbers and a wait, the answer waits for the log record that holds them.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        asked = pool.submit(client.result, front.url, request_id, numbers=1, wait=30)
+        time.sleep(1)
+        assert not asked.done(), "still waiting for the numbers"
+        run.logger()
+        with_numbers = asked.result()
+    assert with_numbers.status_code == 200
+    assert with_numbers.json()["numbers"] == [4, 5, 6]
 
 
 def test_a_reply_that_came_after_the_wait_is_found_by_the_sibling_too(stack, run) -> None:
