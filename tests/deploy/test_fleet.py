@@ -243,6 +243,10 @@ def test_spot_hosts_beside_the_web_host_reshaped_then_removed(deploy, inspect, s
     assert policies[f"{names.worker_fleet}-idle"]["StepAdjustments"][0]["ScalingAdjustment"] == 0
     assert policies[f"{names.worker_fleet}-backlog"]["TargetTrackingConfiguration"]["TargetValue"] == 600.0
     assert fleet.find_alarms(deployment)[f"{names.worker_fleet}-idle"]["EvaluationPeriods"] == 20
+    # The frontend admits up to MAX hosts' target backlog (4 x 600), or target tracking could never
+    # ask for them: the web host rolls out with that limit. 1..2 hosts of 200 stayed under the default.
+    assert tag_dict(instance.the_instance(deployment)["Tags"])[instance.MAX_BACKLOG_TAG] == "2400"
+    assert "roll out backlog limit 2400" in reshaped.stdout
     kept = deploy("up", "--stack", stack_name, "--no-wait")
     assert {action for action, _, _ in deploy.changes(kept.stdout)} == {"ok"}
 
@@ -251,6 +255,7 @@ def test_spot_hosts_beside_the_web_host_reshaped_then_removed(deploy, inspect, s
     assert fleet.leftovers(deployment) == []
     assert fleet.hosts(deployment) == []
     assert [found["InstanceId"] for found in instance.stack_instances(deployment)] == [web["InstanceId"]]
+    assert tag_dict(instance.the_instance(deployment)["Tags"])[instance.MAX_BACKLOG_TAG] == "", "the default"
     assert (
         "web host only (scripts/deploy up --worker-hosts MIN..MAX)"
         in deploy("status", "--stack", stack_name).stdout

@@ -180,6 +180,8 @@ def test_the_release_script_writes_the_compose_settings_and_the_secret_into_a_ro
         "WORKERS": "2",
         # The proxy's files, in a directory no rollout renames.
         "PROXY_CONFIG_DIR": str(tmp_path / "app/proxy"),
+        # Without --max-backlog (no worker fleet): the frontend's own default.
+        "MAX_BACKLOG": "1000",
     }
     assert (tmp_path / "app/proxy/Caddyfile").read_text() == "# the proxy of services: {}\n"
     assert re.fullmatch(r"[0-9a-f]{12}", settings["IMAGE_TAG"])
@@ -337,9 +339,13 @@ def test_compose_runs_what_the_env_file_says(tmp_path: Path) -> None:
         assert services[service]["image"] == f"qcompute-{service}:{settings['IMAGE_TAG']}"
     assert services["proxy"]["environment"]["DOMAIN"] == "qcompute.example.org"
     assert services["proxy"]["environment"]["ACME_EMAIL"] == "ops@example.org"
+    assert services["frontend"]["environment"]["MAX_BACKLOG"] == "1000", "the default without a fleet"
 
-    assert _release_run(tmp_path, "--workers", "1", "--access", "open").returncode == 0
+    open_access = ("--workers", "1", "--access", "open")
+    assert _release_run(tmp_path, *open_access, "--max-backlog", "2400").returncode == 0
     services = _compose_config(tmp_path / "app/release/stack.env")["services"]
+    assert services["frontend"]["environment"]["MAX_BACKLOG"] == "2400", "a worker fleet's limit"
+    assert _release_run(tmp_path, *open_access, "--max-backlog", "0").returncode == 2
     assert sorted(services) == ["frontend", "logger", "proxy", "worker"], "the proxy serves plain HTTP"
     assert services["proxy"]["command"][-1] == "/etc/caddy/Caddyfile"
     assert _published(services["frontend"]) == set()
@@ -436,8 +442,12 @@ def test_a_release_is_checked_whatever_built_it() -> None:
         userdata.Release(workers=1, access="everyone")
     with pytest.raises(ValueError, match="not a DNS name"):
         userdata.Release(workers=1, domain="example.org; reboot")
+    with pytest.raises(ValueError, match="backlog limit"):
+        userdata.Release(workers=1, max_backlog=0)
     options = userdata.Release(workers=2, access="open", domain="q.example.org", email="o@example.org")
     assert options.arguments() == "--workers 2 --access open --domain q.example.org --email o@example.org"
+    raised = userdata.Release(workers=2, access="open", max_backlog=2400)
+    assert raised.arguments() == "--workers 2 --access open --max-backlog 2400"
 
 
 def test_on_the_instance_each_container_logs_to_its_services_group_without_ever_blocking(

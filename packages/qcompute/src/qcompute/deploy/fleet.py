@@ -23,6 +23,7 @@ one setting no resource holds, is a tag of the group.
 from __future__ import annotations
 
 import base64
+import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from qcompute.aws import error_code
-from qcompute.deploy import alerts, infra, instance, network, workerhost
+from qcompute.deploy import alerts, infra, instance, network, userdata, workerhost
 from qcompute.deploy.infra import owned, tag_dict, tag_list
 from qcompute.deploy.session import DeployError, Deployment
 from qcompute.deploy.waiting import wait_for
@@ -96,6 +97,14 @@ class FleetWanted:
 def target_backlog(fleet: Fleet, workers_per_host: int) -> float:
     """Messages per in-service host that one host works off within the acceptable latency."""
     return round(fleet.latency_seconds * workers_per_host / SECONDS_PER_REQUEST, 1)
+
+
+def backlog_limit(fleet: Fleet, workers_per_host: int) -> int:
+    """The frontend's MAX_BACKLOG with this fleet: room for the target backlog of MAX hosts, or target
+    tracking could never ask for them (the frontend would refuse requests first); never below the
+    default a web host alone has."""
+    wanted = math.ceil(fleet.max_hosts * target_backlog(fleet, workers_per_host))
+    return min(userdata.MAX_BACKLOG_LIMIT, max(userdata.DEFAULT_MAX_BACKLOG, wanted))
 
 
 def _names(names: StackNames) -> dict[str, str]:

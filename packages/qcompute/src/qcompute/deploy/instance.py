@@ -37,9 +37,11 @@ WORKERS_TAG = "qcompute:workers"
 ACCESS_TAG = "qcompute:access"
 DOMAIN_TAG = "qcompute:domain"  # empty: no domain, plain HTTP
 EMAIL_TAG = "qcompute:acme-email"
+# The frontend's backlog limit when a worker fleet raised it; empty: the default.
+MAX_BACKLOG_TAG = "qcompute:max-backlog"
 # What the instance ran before its last rollout, for `deploy rollback`: each release tag with this suffix.
 PREVIOUS = ":previous"
-RELEASE_TAGS = (BUNDLE_TAG, WORKERS_TAG, ACCESS_TAG, DOMAIN_TAG, EMAIL_TAG)
+RELEASE_TAGS = (BUNDLE_TAG, WORKERS_TAG, ACCESS_TAG, DOMAIN_TAG, EMAIL_TAG, MAX_BACKLOG_TAG)
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # Containers reach the instance role through IMDSv2 only if a response may take two hops.
 METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 2, "HttpEndpoint": "enabled"}
@@ -113,7 +115,7 @@ def public_url(instance: dict[str, Any]) -> str | None:
 def release_tags(instance: dict[str, Any] | None) -> dict[str, str]:
     """The release settings an instance was last given (its tags), as recorded; {} without one."""
     tags = tag_dict(instance.get("Tags")) if instance else {}
-    return {key: tags[key] for key in (WORKERS_TAG, ACCESS_TAG, DOMAIN_TAG, EMAIL_TAG) if key in tags}
+    return {key: tags[key] for key in RELEASE_TAGS[1:] if key in tags}
 
 
 def summary(instance: dict[str, Any]) -> str:
@@ -159,11 +161,13 @@ def latest_ami(deployment: Deployment, instance_type: str) -> tuple[str, str]:
 
 
 def _release_tags(release: userdata.Release) -> dict[str, str]:
+    default_backlog = release.max_backlog == userdata.DEFAULT_MAX_BACKLOG
     return {
         WORKERS_TAG: str(release.workers),
         ACCESS_TAG: release.access,
         DOMAIN_TAG: release.domain,
         EMAIL_TAG: release.email,
+        MAX_BACKLOG_TAG: "" if default_backlog else str(release.max_backlog),
     }
 
 
@@ -269,6 +273,7 @@ def _drift(
             ACCESS_TAG: f"access {release.access}",
             DOMAIN_TAG: f"domain {release.domain or 'none'}",
             EMAIL_TAG: f"ACME e-mail {release.email or 'none'}",
+            MAX_BACKLOG_TAG: f"backlog limit {release.max_backlog}",
         }
         if changed:
             drift.append("roll out " + ", ".join(phrase for key, phrase in phrases.items() if key in changed))

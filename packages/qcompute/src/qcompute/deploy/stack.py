@@ -54,8 +54,9 @@ class Outcome:
         return any(change.resource == "instance" and change.action == "create" for change in self.changes)
 
 
-def _release(wanted: Wanted, current: dict[str, Any] | None) -> userdata.Release:
-    """The release settings: what was asked for, else what the instance was last given, else defaults."""
+def _release(wanted: Wanted, current: dict[str, Any] | None, max_backlog: int) -> userdata.Release:
+    """The release settings: what was asked for, else what the instance was last given, else defaults;
+    the backlog limit follows the worker fleet (fleet.backlog_limit)."""
     recorded = instance.release_tags(current)
     workers = recorded.get(instance.WORKERS_TAG, "")
     domain = wanted.domain if wanted.domain is not None else recorded.get(instance.DOMAIN_TAG, "")
@@ -72,6 +73,7 @@ def _release(wanted: Wanted, current: dict[str, Any] | None) -> userdata.Release
             access=wanted.access or recorded.get(instance.ACCESS_TAG) or userdata.DEFAULT_ACCESS,
             domain=domain,
             email=email if domain else "",
+            max_backlog=max_backlog,
         )
     except ValueError as error:
         # Only a tag edited by hand gets here: the options were checked when they were parsed.
@@ -126,12 +128,17 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
             "a new type means a new instance and address; run `scripts/deploy down` first, or leave out "
             "--instance-type"
         )
+    workers_fleet = fleet.settle(deployment, wanted.fleet)
+    max_backlog = userdata.DEFAULT_MAX_BACKLOG
+    if workers_fleet is not None:
+        workers_per_host = fleet.check_memory(deployment, workers_fleet.instance_type)
+        max_backlog = fleet.backlog_limit(workers_fleet, workers_per_host)
     app = bundle.build(source)
     spec = InstanceSpec(
         instance_type=wanted.instance_type
         or (current["InstanceType"] if current else instance.DEFAULT_INSTANCE_TYPE),
         bundle_digest=app.digest,
-        release=_release(wanted, current),
+        release=_release(wanted, current, max_backlog),
     )
     instance.check_memory(deployment, spec)
     cidr = network.check_cidr(wanted.http_cidr) if wanted.http_cidr else None
@@ -145,9 +152,6 @@ def up(deployment: Deployment, wanted: Wanted, source: Path, *, dry_run: bool, r
         or loggroups.DEFAULT_RETENTION_DAYS
     )
     alerting = alerts.settle(deployment, wanted.alert_email, wanted.alert_oldest_seconds)
-    workers_fleet = fleet.settle(deployment, wanted.fleet)
-    if workers_fleet is not None:
-        fleet.check_memory(deployment, workers_fleet.instance_type)
 
     changes: list[Change] = []
 

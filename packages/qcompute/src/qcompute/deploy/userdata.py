@@ -48,6 +48,9 @@ SWAP_MEBIBYTES = 2048
 
 ACCESS_MODES = ("open", "accounts")
 DEFAULT_ACCESS = "accounts"
+# The frontend's MAX_BACKLOG on the web host without a worker fleet (its own default).
+DEFAULT_MAX_BACKLOG = 1000
+MAX_BACKLOG_LIMIT = 999_999
 # A DNS name: dot-separated labels of letters, digits and inner hyphens, a top-level label that is not
 # all digits (so no IP address), at most 253 characters. Lowercase: DNS names are case-insensitive.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -90,6 +93,8 @@ class Release:
     access: str = DEFAULT_ACCESS
     domain: str = ""  # empty: the proxy serves plain HTTP on port 80
     email: str = ""  # the ACME account's contact; only with a domain
+    # Requests waiting above which the frontend refuses more: a worker fleet raises it (fleet.py).
+    max_backlog: int = DEFAULT_MAX_BACKLOG
 
     def __post_init__(self) -> None:
         # Checked again here (and in the script): the values travel into a shell and an env file.
@@ -101,10 +106,14 @@ class Release:
             check_email(self.email)
         if self.email and not self.domain:
             raise ValueError("an ACME e-mail address needs a domain")
+        if not 1 <= self.max_backlog <= MAX_BACKLOG_LIMIT:
+            raise ValueError(f"the backlog limit must be 1 to {MAX_BACKLOG_LIMIT}, not {self.max_backlog}")
 
     def arguments(self) -> str:
         """The release script's options, quoted for a shell."""
         options = ["--workers", str(int(self.workers)), "--access", self.access]
+        if self.max_backlog != DEFAULT_MAX_BACKLOG:
+            options += ["--max-backlog", str(int(self.max_backlog))]
         if self.domain:
             options += ["--domain", self.domain]
         if self.email:
@@ -117,23 +126,25 @@ def release_script(names: StackNames, app_dir: str = APP_DIR) -> str:
     return f"""#!/bin/bash
 # Fetch the application bundle of stack {names.stack} and roll the instance over to it without a failed
 # request (scripts/rollout in the bundle); or, with --rollback, return to the release before it.
-# Usage: {RELEASE_SCRIPT} --workers N --access open|accounts [--domain NAME [--email ADDR]]
+# Usage: {RELEASE_SCRIPT} --workers N --access open|accounts [--max-backlog N] [--domain NAME [--email ADDR]]
 #        {RELEASE_SCRIPT} --rollback
 # (written by the user data; rewritten at each rollout). No secret is passed in: it is read here.
 # {app_dir}/release holds the release that serves, with its settings in stack.env (root only);
 # {app_dir}/release.previous the one before, whose images are kept for a rollback without a build.
 set -euo pipefail
 usage() {{
-  echo "usage: release.sh --workers N --access open|accounts [--domain NAME [--email ADDR]] | --rollback" >&2
+  echo "usage: release.sh --workers N --access open|accounts [--max-backlog N]" \\
+    "[--domain NAME [--email ADDR]] | --rollback" >&2
   exit 2
 }}
-workers='' access='' domain='' email='' rollback=''
+workers='' access='' domain='' email='' rollback='' backlog={DEFAULT_MAX_BACKLOG}
 while [ $# -gt 0 ]; do
   if [ "$1" = --rollback ]; then rollback=1; shift; continue; fi
   [ $# -ge 2 ] || usage
   case "$1" in
     --workers) workers=$2 ;;
     --access) access=$2 ;;
+    --max-backlog) backlog=$2 ;;
     --domain) domain=$2 ;;
     --email) email=$2 ;;
     *) usage ;;
@@ -144,6 +155,7 @@ if [ -z "$rollback" ]; then
   # The values go into an env file: only what a worker count, a DNS name or an address may hold.
   [[ $workers =~ ^[1-9][0-9]?$ ]] || usage
   [[ $access =~ ^(open|accounts)$ ]] || usage
+  [[ $backlog =~ ^[1-9][0-9]{{0,5}}$ ]] || usage
   [[ -z $domain || $domain =~ ^[a-z0-9][a-z0-9.-]*$ ]] || usage
   [[ -z $email || ( -n $domain && $email =~ ^[A-Za-z0-9._%+-]+@[a-z0-9.-]+$ ) ]] || usage
 fi
@@ -240,6 +252,7 @@ secret=$(aws ssm get-parameter --name {q(names.secret_key_parameter)} --with-dec
     printf 'STACK_NAME=%s\\nAWS_REGION=%s\\nSECRET_KEY=%s\\n' {q(names.stack)} "$AWS_REGION" "$secret"
     printf 'ACCESS_MODE=%s\\nDOMAIN=%s\\nACME_EMAIL=%s\\n' "$access" "$domain" "$email"
     printf 'IMAGE_TAG=%s\\nWORKERS=%s\\nPROXY_CONFIG_DIR=%s\\n' "$tag" "$workers" "$app/proxy"
+    printf 'MAX_BACKLOG=%s\\n' "$backlog"
   }} > "$work/release/stack.env"
 )
 
