@@ -327,7 +327,6 @@ class ReplyChannel:
             if waiter is None:
                 # The request gave up waiting (it answered 202); keep the reply for a later GET.
                 self._remember(reply)
-                log.info("reply_after_wait")
             elif reply["correlation_id"] != waiter.correlation_id:
                 log.warning("reply_correlation_mismatch")
                 return None
@@ -340,6 +339,8 @@ class ReplyChannel:
                 return waiter
         if self.shared is not None:
             self.shared.put(reply)  # outside the lock: the waiting requests need it
+        # Once every process of the container can find it.
+        log.info("reply_after_wait", request_id=request_id)
         return None
 
     # --- the listener thread: replies only ----------------------------------------------------------------

@@ -30,42 +30,52 @@ log = get_logger(__name__)
 MAX_ROWS = 1_000
 MAX_REPLY_BYTES = 16 * 1024
 KEEP_SECONDS = 600.0
+BUSY_SECONDS = 0.5
 
 
 class SharedReplies:
+    """Never in the way: a failure to open, write or read the table is logged and the replies are
+    then found as before, in the log (a frontend that cannot open it at all shares nothing)."""
+
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = directory / "qcompute-replies.sqlite3"
         self.clock = clock
         self.local = threading.local()
-        self._db().executescript(
-            """
-                CREATE TABLE IF NOT EXISTS replies (
-                    id TEXT PRIMARY KEY, at REAL NOT NULL, body TEXT NOT NULL
-                );
-                CREATE INDEX IF NOT EXISTS replies_by_time ON replies (at);
+        self.enabled = True
+        try:
+            self._db().executescript(
                 """
-        )
+                    CREATE TABLE IF NOT EXISTS replies (
+                        id TEXT PRIMARY KEY, at REAL NOT NULL, body TEXT NOT NULL
+                    );
+                    CREATE INDEX IF NOT EXISTS replies_by_time ON replies (at);
+                    """
+            )
+        except sqlite3.Error as error:
+            self.enabled = False
+            log.warning("replies_not_shared", path=str(self.path), error=str(error))
 
     def _db(self) -> sqlite3.Connection:
-        """One connection per thread, in autocommit mode, as in limits.py."""
+        """One connection per thread, in autocommit mode, as in limits.py; a short busy timeout: a
+        reply is better delivered without its sharing than late."""
         db = getattr(self.local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # forgotten on a restart anyway
             self.local.db = db
         return db
 
     def put(self, reply: dict[str, Any]) -> None:
-        """Share a reply. Never fails the request: a reply not shared is read from the log instead."""
-        try:
-            body = contract.encode(reply)
-        except ValueError:  # an integer Python will not write (over 4,300 digits)
-            return
-        if not contract.fits(body, MAX_REPLY_BYTES):
+        """Share a reply. Never fails the request (or the reply listener, which calls it): a reply not
+        shared is read from the log instead."""
+        if not self.enabled:
             return
         now = self.clock()
         try:
+            body = contract.encode(reply)
+            if not contract.fits(body, MAX_REPLY_BYTES):
+                return
             db = self._db()
             db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?)", (reply["id"], now, body))
             # A row replaced or added takes the next rowid: the newest MAX_ROWS are kept.
@@ -73,11 +83,13 @@ class SharedReplies:
                 "DELETE FROM replies WHERE at < ? OR rowid <= (SELECT MAX(rowid) FROM replies) - ?",
                 (now - KEEP_SECONDS, MAX_ROWS),
             )
-        except sqlite3.Error as error:
+        except Exception as error:  # noqa: BLE001 - see the docstring
             log.warning("reply_not_shared", error=str(error))
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """A reply some process of this container received lately, or None."""
+        if not self.enabled:
+            return None
         try:
             row = (
                 self._db()

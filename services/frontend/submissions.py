@@ -44,7 +44,7 @@ BACKLOG_CHECK_SECONDS = 2.0
 LOG_POLL_SECONDS = 0.5
 # How often a finished request's log record is read while a wait asks for its numbers (it is usually
 # written within tens of milliseconds of the reply).
-NUMBERS_POLL_SECONDS = 0.1
+NUMBERS_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -266,16 +266,29 @@ class Submissions:
         deadline = time.monotonic() + wait
         while True:
             lookup = self._find_once(request_id, viewer, with_numbers=with_numbers)
-            if lookup.without_numbers and numbers_grace is not None:
-                deadline = time.monotonic() + numbers_grace
-                numbers_grace = None
+            if lookup.without_numbers:
+                if numbers_grace is not None:
+                    deadline = time.monotonic() + numbers_grace
+                return self._with_logged_numbers(request_id, viewer, lookup, deadline)
             remaining = deadline - time.monotonic()
-            if lookup.without_numbers and remaining > 0 and not self.channel.draining:
-                time.sleep(min(NUMBERS_POLL_SECONDS, remaining))
-                continue
             if lookup.status != "pending" or remaining <= 0 or self.channel.draining:
                 return lookup
             self.channel.await_completed(request_id, min(LOG_POLL_SECONDS, remaining))
+
+    def _with_logged_numbers(self, request_id: str, viewer: Viewer, known: Lookup, deadline: float) -> Lookup:
+        """The result known from a reply, from its log record (with the numbers) once that is written:
+        only the record is read again, every NUMBERS_POLL_SECONDS until `deadline`; then as known."""
+        key = contract.log_key(request_id)
+        while (remaining := deadline - time.monotonic()) > 0 and not self.channel.draining:
+            time.sleep(min(NUMBERS_POLL_SECONDS, remaining))
+            record = self._read_record(key)
+            if record is None:
+                continue
+            if record.get("user", "") != self._signer(request_id, viewer):
+                return Lookup("unknown")  # as in _find_once: the id's signature and the record disagree
+            outcome = Outcome.from_record(record)
+            return Lookup(outcome.status, outcome)
+        return known
 
     def _find_once(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False) -> Lookup:
         """This process's replies first, then the S3 log, then what the id itself tells.

@@ -105,9 +105,15 @@ def result(request_id: str) -> Any:
     """A request's page. `?wait=S` (up to LIVE_WAIT_SECONDS) holds a pending answer until the result is
     there: the pending page's script asks so, and swaps the answer in without a reload (app.js)."""
     settings = current_app.config["SETTINGS"]
-    with waiting_slot(_live_wait()) as wait:
+    live_wait = _live_wait()
+    # Waiting for the numbers holds a thread too: only within a waiting slot, like a live wait.
+    with waiting_slot(max(live_wait, NUMBERS_GRACE_SECONDS)) as granted:
         lookup = _submissions().find(
-            request_id, auth.viewer(), with_numbers=True, wait=wait, numbers_grace=NUMBERS_GRACE_SECONDS
+            request_id,
+            auth.viewer(),
+            with_numbers=True,
+            wait=min(granted, live_wait),
+            numbers_grace=NUMBERS_GRACE_SECONDS if granted else 0,
         )
     if lookup.outcome is not None:
         return render_template(

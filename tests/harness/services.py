@@ -177,7 +177,11 @@ def logger(stack: Stack, log_dir: Path, name: str = "logger", **env: Any) -> Ser
 def frontend(stack: Stack, log_dir: Path, name: str = "frontend", **env: Any) -> Frontend:
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    settings = {"BIND": f"127.0.0.1:{port}", "WEB_WORKERS": 2, "WORKER_TMP_DIR": log_dir, **env}
+    # Its own shared-memory directory, as each container has its own /dev/shm: the processes of one
+    # frontend share it, two frontends (two containers) do not.
+    shared = log_dir / f"{name}.shm"
+    shared.mkdir(exist_ok=True)
+    settings = {"BIND": f"127.0.0.1:{port}", "WEB_WORKERS": 2, "WORKER_TMP_DIR": shared, **env}
     process = Frontend(
         name,
         [str(gunicorn), "-c", str(ROOT / "services/frontend/gunicorn.conf.py")],
