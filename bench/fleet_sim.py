@@ -10,6 +10,9 @@ request, the target, the warm-up, the drain hook, the alarms' periods); what AWS
 the assumptions below, each with where it is documented. The queue is served first in, first out
 (SQS standard queues are not, so the real oldest age can be worse), one request per worker at a time
 (receive batches ignored), and the web host's workers count in every fleet but not in its cost.
+Every request is admitted: the frontend's admission control (MAX_BACKLOG, which `up` sets to MAX
+hosts x the target with a fleet, fleet.backlog_limit) would refuse those beyond it with a 503 for the
+client to retry, so a burst larger than that waits at the clients rather than in the queue.
 
 Assumptions:
 - Launch: LAUNCH_SECONDS from a new desired capacity to the host being InService (EC2 Auto Scaling
@@ -34,8 +37,10 @@ Assumptions:
 - Alarm actions: an alarm whose action is a scaling policy invokes it again each minute it stays in
   ALARM (CloudWatch User Guide, "Alarm actions" / "Using Amazon CloudWatch alarms"), so the wake and
   idle step policies set their exact capacity every minute while alarmed.
-- Scale-in: the newest host goes first (the default termination policy, after balancing zones, has no
-  other preference here). It stops taking work at once, and goes when its drain watcher has seen it
+- Scale-in: hosts not yet working go first, then the newest. AWS's default termination policy
+  balances zones, then prefers the oldest launch template, then picks at random among the rest; with
+  one template and identical hosts which one goes changes no figure here. A leaving host stops taking
+  work at once, and goes when its drain watcher has seen it
   (workerhost.POLL_SECONDS) and an idle worker's warm stop ended its long poll (STOP_SECONDS), never
   later than fleet.DRAIN_SECONDS (the hook's heartbeat timeout).
 - Cost: per-second billing while the host runs, one minute at least (EC2 On-Demand pricing page,
