@@ -159,13 +159,19 @@ def test_result_page_shows_input_results_and_timings(pipeline) -> None:
     assert f"{total:,} ms" in row.group(0)
 
 
-def test_the_form_computes_and_shows_the_result(pipeline) -> None:
+def test_the_form_computes_and_shows_the_result(pipeline, backend) -> None:
     session = requests.Session()
     response = client.submit_form(session, pipeline.url, "3, 1 4\n1 5", ["sum", "median"])
-    assert response.status_code == 200
-    assert re.search(r'id="result-sum">.*?<td class="value">14</td>', response.text, re.S)
-    assert re.search(r'id="result-median">.*?<td class="value">3</td>', response.text, re.S)
-    permalink = re.search(r'data-permalink="(/requests/[0-9a-f-]+)"', response.text).group(1)
+    if backend.strict:
+        # A lost ReceiveMessage answer (1% of calls fail there) leaves the request invisible for the
+        # queue's visibility timeout, as on AWS: longer than the form's wait, so its page follows.
+        assert response.status_code in (200, 303)
+    else:
+        assert response.status_code == 200, "shown at once"
+    html = client.result_page(session, pipeline.url, response)
+    assert re.search(r'id="result-sum">.*?<td class="value">14</td>', html, re.S)
+    assert re.search(r'id="result-median">.*?<td class="value">3</td>', html, re.S)
+    permalink = re.search(r'data-permalink="(/requests/[0-9a-f-]+)"', html).group(1)
     assert requests.get(pipeline.url + permalink, timeout=30).status_code in (200, 202)
 
 
