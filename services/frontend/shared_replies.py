@@ -33,27 +33,48 @@ KEEP_SECONDS = 600.0
 BUSY_SECONDS = 0.5
 
 
+SCHEMA = """
+    CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, at REAL NOT NULL, body TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS replies_by_time ON replies (at);
+"""
+# The gunicorn processes start together: one may find the file locked while another sets it up.
+SETUP_SECONDS = 3.0
+SETUP_RETRY_SECONDS = 1.0
+
+
 class SharedReplies:
-    """Never in the way: a failure to open, write or read the table is logged and the replies are
-    then found as before, in the log (a frontend that cannot open it at all shares nothing)."""
+    """Never in the way: a failure to set up, write or read the table is logged and the replies are
+    then found as before, in the log; a table not set up at start is tried again at most once a
+    second."""
 
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = directory / "qcompute-replies.sqlite3"
         self.clock = clock
         self.local = threading.local()
-        self.enabled = True
+        self.ready = False
+        self.retry_at = 0.0
+        deadline = time.monotonic() + SETUP_SECONDS
+        while not self._set_up(report=False) and time.monotonic() < deadline:
+            self.retry_at = 0.0
+            time.sleep(0.05)
+        if not self.ready:
+            self.retry_at = 0.0
+            self._set_up()  # once more, saying why
+
+    def _set_up(self, *, report: bool = True) -> bool:
+        """Whether the table is there, making it if need be (at most once a second after a failure)."""
+        if self.ready:
+            return True
+        if time.monotonic() < self.retry_at:
+            return False
         try:
-            self._db().executescript(
-                """
-                    CREATE TABLE IF NOT EXISTS replies (
-                        id TEXT PRIMARY KEY, at REAL NOT NULL, body TEXT NOT NULL
-                    );
-                    CREATE INDEX IF NOT EXISTS replies_by_time ON replies (at);
-                    """
-            )
+            self._db().executescript(SCHEMA)
+            self.ready = True
         except sqlite3.Error as error:
-            self.enabled = False
-            log.warning("replies_not_shared", path=str(self.path), error=str(error))
+            self.retry_at = time.monotonic() + SETUP_RETRY_SECONDS
+            if report:
+                log.warning("replies_not_shared", path=str(self.path), error=str(error))
+        return self.ready
 
     def _db(self) -> sqlite3.Connection:
         """One connection per thread, in autocommit mode, as in limits.py; a short busy timeout: a
@@ -69,7 +90,7 @@ class SharedReplies:
     def put(self, reply: dict[str, Any]) -> None:
         """Share a reply. Never fails the request (or the reply listener, which calls it): a reply not
         shared is read from the log instead."""
-        if not self.enabled:
+        if not self._set_up():
             return
         now = self.clock()
         try:
@@ -88,7 +109,7 @@ class SharedReplies:
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """A reply some process of this container received lately, or None."""
-        if not self.enabled:
+        if not self._set_up():
             return None
         try:
             row = (

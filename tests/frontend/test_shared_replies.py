@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from frontend.shared_replies import KEEP_SECONDS, MAX_ROWS, SharedReplies
+from frontend.shared_replies import KEEP_SECONDS, MAX_ROWS, SETUP_RETRY_SECONDS, SharedReplies
 from harness import client
 from harness.waiting import eventually
 from qcompute import contract
@@ -121,3 +122,27 @@ def test_the_table_keeps_only_the_latest_small_replies(tmp_path) -> None:
 
     now[0] += KEEP_SECONDS + 1
     assert shared.get(big) is None, "older than KEEP_SECONDS"
+
+
+def test_a_table_locked_at_start_is_set_up_later_and_never_fails_a_reply(tmp_path) -> None:
+    """Processes start together: one may find the file locked while another sets it up. The table is
+    tried again (at start for SETUP_SECONDS, then at most once a second); meanwhile nothing fails."""
+    blocker = sqlite3.connect(tmp_path / "qcompute-replies.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    shared = SharedReplies(tmp_path)
+    assert not shared.ready
+    reply = {
+        "v": contract.VERSION,
+        "id": contract.new_request_id(b"secret"),
+        "correlation_id": "c",
+        "status": "done",
+        "results": {"sum": 3},
+        "timings": {"submitted_at": "2026-12-05T00:00:00Z"},
+    }
+    shared.put(reply)  # neither raises nor waits long
+    assert shared.get(reply["id"]) is None
+    blocker.execute("ROLLBACK")
+    time.sleep(SETUP_RETRY_SECONDS + 0.1)
+    shared.put(reply)
+    assert shared.ready
+    assert shared.get(reply["id"])["results"] == {"sum": 3}
