@@ -97,6 +97,8 @@ def _depth(sqs: Any, name: str) -> int:
 
 
 def test_worker_hosts_join_and_leave_a_burst_and_nothing_is_lost_or_doubled(composed) -> None:
+    # Whatever ran before (test_compose.py's last test stops the whole stack), it is up and healthy.
+    composed.compose("up", "--detach", "--wait", "--no-build", timeout=600)
     sqs = composed.aws("sqs")
     requests_queue = "local-requests"
     composed.compose("stop", "worker", timeout=300)  # the burst waits for the hosts
