@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from frontend.shm import ThreadConnections
 from qcompute.messages import N_, Explained
 
 WINDOW_SECONDS = 60.0
@@ -42,7 +42,8 @@ class Limits:
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = directory / "qcompute-limits.sqlite3"
         self.clock = clock
-        self.local = threading.local()
+        # `take` opens its own transaction with BEGIN IMMEDIATE, which takes the write lock before it reads.
+        self.connections = ThreadConnections(self.path, timeout=10)
         self._db().executescript(
             """
                 CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL, amount INTEGER);
@@ -52,17 +53,7 @@ class Limits:
         )
 
     def _db(self) -> sqlite3.Connection:
-        """One connection per thread, in autocommit mode: `take` opens its own transaction with
-        BEGIN IMMEDIATE, which takes the write lock before it reads."""
-        db = getattr(self.local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            # No fsync per submission: what this file holds is forgotten on a restart anyway, and WAL
-            # with NORMAL stays consistent if a process dies (only an OS crash may lose the last counts).
-            db.execute("PRAGMA synchronous=NORMAL")
-            self.local.db = db
-        return db
+        return self.connections.get()
 
     def _used(self, db: sqlite3.Connection, key: str, since: float) -> tuple[int, float | None]:
         total, oldest = db.execute(

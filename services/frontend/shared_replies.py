@@ -16,12 +16,12 @@ half): there the log is the truth, a moment later.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from frontend.shm import ThreadConnections
 from qcompute import contract
 from qcompute.logs import get_logger
 
@@ -50,7 +50,8 @@ class SharedReplies:
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = directory / "qcompute-replies.sqlite3"
         self.clock = clock
-        self.local = threading.local()
+        # A short busy timeout: a reply is better delivered without its sharing than late.
+        self.connections = ThreadConnections(self.path, timeout=BUSY_SECONDS)
         self.ready = False
         self.retry_at = 0.0
         deadline = time.monotonic() + SETUP_SECONDS
@@ -77,15 +78,7 @@ class SharedReplies:
         return self.ready
 
     def _db(self) -> sqlite3.Connection:
-        """One connection per thread, in autocommit mode, as in limits.py; a short busy timeout: a
-        reply is better delivered without its sharing than late."""
-        db = getattr(self.local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # forgotten on a restart anyway
-            self.local.db = db
-        return db
+        return self.connections.get()
 
     def put(self, reply: dict[str, Any]) -> None:
         """Share a reply. Never fails the request (or the reply listener, which calls it): a reply not
