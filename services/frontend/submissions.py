@@ -282,12 +282,8 @@ class Submissions:
         while (remaining := deadline - time.monotonic()) > 0 and not self.channel.draining:
             time.sleep(min(NUMBERS_POLL_SECONDS, remaining))
             record = self._read_record(key)
-            if record is None:
-                continue
-            if record.get("user", "") != self._signer(request_id, viewer):
-                return Lookup("unknown")  # as in _find_once: the id's signature and the record disagree
-            outcome = Outcome.from_record(record)
-            return Lookup(outcome.status, outcome)
+            if record is not None:
+                return self._finished(request_id, record, self._signer(request_id, viewer))
         return known
 
     def _find_once(self, request_id: str, viewer: Viewer, *, with_numbers: bool = False) -> Lookup:
@@ -307,14 +303,20 @@ class Submissions:
         logged = record is not None
         if record is None and completed is not None:
             record = self._with_results(completed)
-        if record is not None and record.get("user", "") != signer:
-            return Lookup("unknown")  # the id's signature and the record disagree: trust neither
         if record is not None:
-            self.channel.resolved(request_id)
-            outcome = Outcome.from_record(record)
-            return Lookup(outcome.status, outcome, without_numbers=with_numbers and not logged)
+            return self._finished(request_id, record, signer, without_numbers=with_numbers and not logged)
         age = time.time() - contract.request_time(request_id).timestamp()
         return Lookup("pending" if age < self.settings.pending_timeout_seconds else "expired")
+
+    def _finished(
+        self, request_id: str, record: dict[str, Any], signer: str | None, *, without_numbers: bool = False
+    ) -> Lookup:
+        """A finished request's lookup from its record (the log's, or a reply)."""
+        if record.get("user", "") != signer:
+            return Lookup("unknown")  # the id's signature and the record disagree: trust neither
+        self.channel.resolved(request_id)
+        outcome = Outcome.from_record(record)
+        return Lookup(outcome.status, outcome, without_numbers=without_numbers)
 
     def cancel(self, request_id: str, viewer: Viewer) -> str:
         """Ask the workers to skip a request still pending: "cancelling"; otherwise its status as
