@@ -7,7 +7,6 @@ grants, nor act as someone signed in: CSRF protection is therefore not needed he
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from frontend import auth
 from frontend.status import stack_status
 from qcompute.operations import OPERATIONS
-from qcompute.validation import InputError, check_fields, parse_numbers, parse_operations, read_integer
+from qcompute.validation import InputError, check_fields, loads_untrusted, parse_numbers, parse_operations
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -86,7 +85,7 @@ def create_request() -> Any:
         as_text = _integers_as_text()
         try:
             # Long integer literals stay text until their length is checked (see read_integer).
-            document = json.loads(request.get_data(cache=False), parse_int=read_integer)
+            document = loads_untrusted(request.get_data(cache=False))
         except (ValueError, RecursionError) as error:
             raise InputError("invalid_json", f"the body is not valid JSON: {error}", "body") from None
         check_fields(document, allowed=("numbers", "operations"), required=("numbers",))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ from qcompute.consumer import (
     install_stop_signals,
 )
 from qcompute.settings import ConfigError
-from qcompute.validation import read_integer
+from qcompute.validation import loads_untrusted
 from worker.cancels import CancelMarkers
 from worker.compute import Calculator, ComputeFailed, answer, cancelled
 from worker.settings import WorkerSettings
@@ -146,7 +145,7 @@ class RequestHandler:
         stored = payloads.get(s3, bucket, request["numbers_ref"])
         if stored is not None:
             try:
-                return json.loads(stored, parse_int=read_integer)
+                return loads_untrusted(stored)
             except (ValueError, RecursionError) as error:
                 raise contract.MalformedMessage(f"stored numbers are not JSON: {error}") from None
         if payloads.exists(s3, bucket, contract.log_key(request["id"])):

@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qcompute.operations import OPERATIONS
 from qcompute.settings import Limits
 from qcompute.validation import (
+    LONGEST_CONVERTED,
     InputError,
+    IntegerLiteral,
     check_fields,
+    has_long_digit_run,
+    loads_untrusted,
     parse_numbers,
     parse_numbers_text,
     parse_operations,
@@ -96,6 +102,56 @@ def test_huge_json_literals_are_refused_without_converting_them() -> None:
     assert caught.value.code == "number_too_large"
     assert "9999999999999999999" in caught.value.message
     assert len(caught.value.message) < 200
+
+
+def test_untrusted_json_keeps_long_literals_as_text_without_converting_them() -> None:
+    document = loads_untrusted(('{"numbers": [1, ' + "9" * 1_000_000 + "]}").encode())
+    assert type(document["numbers"][0]) is int
+    assert type(document["numbers"][1]) is IntegerLiteral  # never converted: that would take seconds
+    assert document["numbers"] == [1, "9" * 1_000_000]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(
+        st.integers(min_value=-(10**45), max_value=10**45)
+        | st.floats(allow_nan=False)
+        | st.text(max_size=45),
+        max_size=20,
+    ),
+    padding=st.integers(min_value=0, max_value=60),
+)
+def test_untrusted_json_reads_as_the_integer_hook_does(values: list[object], padding: int) -> None:
+    body = (" " * padding + json.dumps({"numbers": values})).encode()
+    expected = json.loads(body, parse_int=read_integer)
+    read = loads_untrusted(body)
+    assert read == expected
+    assert [type(value) for value in read["numbers"]] == [type(value) for value in expected["numbers"]]
+
+
+@pytest.mark.parametrize(
+    "start", [0, (1 << 20) - LONGEST_CONVERTED - 1, (1 << 20) - 20, (1 << 20) - 1, 3 << 20]
+)
+def test_a_long_run_of_digits_is_found_wherever_it_lies(start: int) -> None:
+    body = bytearray(b" " * ((4 << 20) + 100))
+    body[start : start + LONGEST_CONVERTED] = b"7" * LONGEST_CONVERTED
+    assert has_long_digit_run(bytes(body))
+    body[start + LONGEST_CONVERTED // 2] = ord(",")
+    assert not has_long_digit_run(bytes(body))
+
+
+def test_a_valid_list_is_taken_as_it_is_and_a_bad_one_still_names_its_first_bad_value() -> None:
+    numbers = list(range(-1000, 1001, 7))
+    assert parse_numbers(numbers, Limits(max_abs_number=1000)) is numbers
+    for bad, code, position in (
+        ([1, 2, True], "invalid_number", "3"),
+        ([1, 1001, 2.5], "number_too_large", "2"),
+        ([-1001, 1], "number_too_large", "1"),
+    ):
+        with pytest.raises(InputError) as caught:
+            parse_numbers(bad, Limits(max_abs_number=1000))
+        assert caught.value.code == code
+        assert f"number {position}" in caught.value.message
 
 
 def test_operations_default_to_all_in_defined_order() -> None:
