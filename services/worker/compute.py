@@ -60,8 +60,9 @@ class Calculator:
     """Computes small requests in this process and large ones on several cores.
 
     The GIL lets one process use one core only, so a large request's operations are split among
-    worker processes (each gets a copy of the numbers). Small requests stay here: for them, sending
-    the numbers to another process costs more than it saves.
+    worker processes (each gets a copy of the numbers). Small requests stay here, and so do large
+    ones with at most one heavy operation: for them, sending the numbers to another process costs
+    more than it saves (a million numbers: 75 ms a copy, against 70 ms at most for a light operation).
     """
 
     def __init__(self, limits: Limits, processes: int, parallel_from: int):
@@ -79,7 +80,8 @@ class Calculator:
         )
 
     def in_parallel(self, count: int, operations: list[str]) -> bool:
-        return self.pool is not None and count >= self.parallel_from and len(operations) > 1
+        heavy = sum(OPERATIONS[name].heavy for name in operations if name in OPERATIONS)
+        return self.pool is not None and count >= self.parallel_from and heavy > 1
 
     def __call__(self, numbers: list[int], operations: list[str]) -> Results:
         digits = self.limits.max_result_digits
@@ -100,7 +102,9 @@ class Calculator:
             raise ComputeFailed("a compute process died twice while computing this request") from None
 
     def _in_pool(self, pool: ProcessPoolExecutor, numbers: list[int], operations: list[str]) -> Results:
-        groups = [operations[i :: self.processes] for i in range(self.processes)]
+        # The heavy ones first, dealt out in turn: each process gets its share of them.
+        dealt = sorted(operations, key=lambda name: not OPERATIONS[name].heavy)
+        groups = [dealt[i :: self.processes] for i in range(self.processes)]
         digits = self.limits.max_result_digits
         futures = [pool.submit(compute, numbers, group, digits) for group in groups if group]
         results, errors = {}, {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import statistics
 import sys
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness import reference
-from qcompute import contract
+from qcompute import contract, operations
 from qcompute.operations import OPERATIONS
 
 LIMIT = 10**18
@@ -86,3 +87,34 @@ def test_every_operation_has_a_label() -> None:
     for name, operation in OPERATIONS.items():
         assert operation.name == name
         assert operation.label
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    numbers=st.lists(st.integers(min_value=-30, max_value=30) | st.integers(), min_size=1, max_size=400),
+    data=st.data(),
+)
+def test_ranked_is_a_slice_of_the_sorted_numbers(numbers: list[int], data: st.DataObject) -> None:
+    low = data.draw(st.integers(min_value=0, max_value=len(numbers) - 1))
+    high = data.draw(st.integers(min_value=low, max_value=len(numbers) - 1))
+    # select_from=1: the sampling path even for a few numbers (the operations take it from 20,000).
+    assert operations.ranked(numbers, low, high, select_from=1) == sorted(numbers)[low : high + 1]
+
+
+def test_the_median_of_many_numbers_is_selected_exactly() -> None:
+    rng = random.Random(7)
+    for count in (20_000, 20_001, 100_000):
+        numbers = [rng.randint(-(10**12), 10**12) for _ in range(count)] + [5] * 3_000  # a tie in the middle
+        assert operations.median(numbers) == statistics.median(numbers)
+        assert type(operations.median(numbers)) is type(reference.expected("median", numbers))
+
+
+def test_a_sample_that_misses_falls_back_to_sorting(monkeypatch: pytest.MonkeyPatch) -> None:
+    class LowestSample(random.Random):
+        def sample(self, population, k, **options):  # the k smallest: bounds far below the middle
+            return sorted(population)[:k]
+
+    monkeypatch.setattr(operations.random, "Random", LowestSample)
+    numbers = list(range(30_000, 0, -1))
+    assert operations.ranked(numbers, 14_999, 15_000) == [15_000, 15_001]
+    assert operations.median(numbers) == 15_000.5

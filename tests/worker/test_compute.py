@@ -87,3 +87,15 @@ def test_large_requests_are_split_among_processes_with_the_same_results() -> Non
         assert list(results) == operations, "in the order asked"
     finally:
         parallel.close()
+
+
+def test_a_large_request_goes_to_other_processes_only_for_two_heavy_operations() -> None:
+    calculator = Calculator(Limits(), processes=2, parallel_from=1_000)
+    try:
+        assert not calculator.in_parallel(999, ["sorted", "mode"]), "too few numbers"
+        assert not calculator.in_parallel(5_000, ["sum", "mean", "median", "max", "stdev"]), "light only"
+        assert not calculator.in_parallel(5_000, ["sum", "sorted"]), "one heavy: a copy costs as much"
+        assert calculator.in_parallel(5_000, ["sum", "sorted", "histogram"])
+        assert calculator.in_parallel(5_000, ["product", "lcm"])
+    finally:
+        calculator.close()
