@@ -17,6 +17,10 @@ from bench.memory import PROC, children_by_parent, family
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
+# The emulator the run is talking to (its pid, set by bench.emulators while it runs). Every window
+# measures it too, as "emulator": the machine's CPU that a system's AWS calls cost, beside its own.
+EMULATOR: dict[str, int] = {}
+
 
 def own_seconds(pid: int, proc: Path = PROC) -> float:
     """utime + stime + cutime + cstime of one process; 0 when it is gone."""
@@ -51,6 +55,8 @@ class Meter:
 
     def _sample(self) -> dict[str, float]:
         sample = {name: seconds(pid) for name, pid in self.processes.items()}
+        if "pid" in EMULATOR:
+            sample["emulator"] = seconds(EMULATOR["pid"])
         if self.include_self:
             sample["client"] = seconds(os.getpid(), descendants=False)
         return sample

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench import cpu
 from harness.backend import ROOT, Backend, Emulator
 
 # moto's request log (one line per call, on stderr) costs it a good part of its throughput; the
@@ -52,6 +53,8 @@ def running(kind: str, log_dir: Path) -> Iterator[Backend]:
     emulator = BenchEmulator(kind, log_dir)
     try:
         emulator.start()
+        cpu.EMULATOR["pid"] = emulator.process.pid
         yield emulator.backend
     finally:
+        cpu.EMULATOR.clear()
         emulator.stop()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -10,7 +14,7 @@ import botocore.client
 import pytest
 from botocore.stub import Stubber
 
-from bench import calls, prices, report
+from bench import calls, cpu, prices, report
 from bench.cpu import TICKS, seconds
 from bench.load import Load, run
 from bench.plan import FULL, SMOKE
@@ -250,6 +254,33 @@ def test_cpu_per_request_per_service():
         "5.00",
         "8.00",
     )
+
+
+def test_the_emulators_cpu_is_shown_beside_the_systems_own_not_in_it():
+    measured = dataclasses.replace(PROJECT, cpu_seconds={**PROJECT.cpu_seconds, "emulator": 1.5})
+    headers = report.cpu_headers([measured])
+    assert headers[-2:] == ["total ms/req", "emulator ms/req"]
+    cells = dict(zip(headers, report.cpu_table([measured])[0], strict=True))
+    assert (cells["total ms/req"], cells["emulator ms/req"]) == ("8.00", "15.00")
+    quiet = IdleRow("moto", "seed", 1, 10.0, [], {"seed-worker": 5, "emulator": 3})
+    assert (
+        dict(zip(report.IDLE_HEADERS, report.idle_table([quiet])[0], strict=True))["CPU % of a core"]
+        == "50.0"
+    )
+
+
+def test_every_window_measures_the_emulator_the_run_talks_to(monkeypatch: pytest.MonkeyPatch):
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        monkeypatch.setitem(cpu.EMULATOR, "pid", burner.pid)
+        meter = cpu.Meter({}, include_self=False)
+        meter.begin()
+        time.sleep(0.5)
+        meter.end()
+    finally:
+        burner.kill()
+        burner.wait()
+    assert meter.cpu_seconds["emulator"] > 0
 
 
 def test_the_rendered_report_and_json_keep_cost_idle_and_cpu():
