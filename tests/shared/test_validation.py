@@ -104,6 +104,13 @@ def test_huge_json_literals_are_refused_without_converting_them() -> None:
     assert len(caught.value.message) < 200
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32-le", None])
+def test_a_long_literal_in_any_encoding_json_reads_stays_text(encoding: str | None) -> None:
+    text = '{"numbers": [' + "9" * 50 + "]}"
+    document = loads_untrusted(text.encode(encoding) if encoding else text)
+    assert type(document["numbers"][0]) is IntegerLiteral
+
+
 def test_untrusted_json_keeps_long_literals_as_text_without_converting_them() -> None:
     document = loads_untrusted(('{"numbers": [1, ' + "9" * 1_000_000 + "]}").encode())
     assert type(document["numbers"][0]) is int
@@ -120,9 +127,13 @@ def test_untrusted_json_keeps_long_literals_as_text_without_converting_them() ->
         max_size=20,
     ),
     padding=st.integers(min_value=0, max_value=60),
+    # json.loads reads all of these from bytes; in UTF-16 and UTF-32 digits are not adjacent bytes.
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32", "utf-32-be"]),
 )
-def test_untrusted_json_reads_as_the_integer_hook_does(values: list[object], padding: int) -> None:
-    body = (" " * padding + json.dumps({"numbers": values})).encode()
+def test_untrusted_json_reads_as_the_integer_hook_does(
+    values: list[object], padding: int, encoding: str
+) -> None:
+    body = (" " * padding + json.dumps({"numbers": values})).encode(encoding)
     expected = json.loads(body, parse_int=read_integer)
     read = loads_untrusted(body)
     assert read == expected
