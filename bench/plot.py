@@ -66,5 +66,5 @@ def save(run: Run, path: Path) -> None:
     figure.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize="small")
     figure.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches="tight")  # the legend whole, however wide
     pyplot.close(figure)
