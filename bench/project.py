@@ -38,9 +38,10 @@ class Deployment:
 
 @contextmanager
 def running(
-    backend: Backend, log_dir: Path, workers: int, calls_dir: Path | None = None
+    backend: Backend, log_dir: Path, workers: int, calls_dir: Path | None = None, *, remove_stack: bool = True
 ) -> Iterator[Deployment]:
-    """A freshly provisioned stack with `workers` workers, a logger and a frontend; all removed after.
+    """A freshly provisioned stack with `workers` workers, a logger and a frontend; all removed after
+    (the stack's resources too, unless `remove_stack` is False).
 
     With `calls_dir`, each service records its AWS calls there (bench/calls.py).
     """
@@ -49,7 +50,7 @@ def running(
     def recorded(name: str) -> dict[str, str]:
         return calls.hook_env(calls_dir, name, str(ROOT / "services"))
 
-    with new_stack(backend) as stack:
+    with new_stack(backend, remove_after=remove_stack) as stack:
         services = Services(stack, log_dir)
         try:
             processes = {

@@ -108,6 +108,7 @@ def _run_backend(plan: Plan, backend: Backend, log_dir: Path, run: Run, say: Say
                 _failed(run, say, label, error)
     if plan.sizes:
         _run_sizes(plan, backend, log_dir, run, say)
+    # Last: the history leaves its stack of records for the emulator's stop to take (bench.history).
     if plan.history_objects and backend.name in plan.history_backends:
         _run_history(plan, backend, log_dir, run, say)
 

@@ -19,8 +19,9 @@ from qcompute.settings import StackSettings
 
 
 @contextmanager
-def new_stack(backend: Backend) -> Iterator[Stack]:
-    """A freshly provisioned stack with a random name, removed afterwards.
+def new_stack(backend: Backend, *, remove_after: bool = True) -> Iterator[Stack]:
+    """A freshly provisioned stack with a random name, removed afterwards (unless the emulator is
+    about to go with it: `remove_after=False`).
 
     The test's own clients reach the emulator directly; the services get the backend's endpoint (the
     strict layer, when there is one).
@@ -31,7 +32,8 @@ def new_stack(backend: Backend) -> Iterator[Stack]:
     try:
         yield Stack(name=name, clients=clients, env={**backend.env, "STACK_NAME": name})
     finally:
-        remove(clients)
+        if remove_after:
+            remove(clients)
 
 
 def clients_via(stack: Stack, endpoint: str) -> aws.Clients:
