@@ -55,19 +55,20 @@ class SharedReplies:
         self.ready = False
         self.retry_at = 0.0
         deadline = time.monotonic() + SETUP_SECONDS
-        while not self._set_up(report=False) and time.monotonic() < deadline:
-            self.retry_at = 0.0
+        while not self._try_set_up(report=False) and time.monotonic() < deadline:
             time.sleep(0.05)
         if not self.ready:
-            self.retry_at = 0.0
-            self._set_up()  # once more, saying why
+            self._try_set_up(report=True)  # once more, saying why
 
-    def _set_up(self, *, report: bool = True) -> bool:
+    def _set_up(self) -> bool:
         """Whether the table is there, making it if need be (at most once a second after a failure)."""
         if self.ready:
             return True
         if time.monotonic() < self.retry_at:
             return False
+        return self._try_set_up(report=True)
+
+    def _try_set_up(self, *, report: bool) -> bool:
         try:
             self._db().executescript(SCHEMA)
             self.ready = True
