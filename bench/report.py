@@ -264,6 +264,11 @@ def where_table(rows: Sequence[LoadRow]) -> list[list[str]]:
 EMULATOR_PROCESS = "emulator"
 
 
+def own_cpu(cpu_seconds: dict[str, float]) -> float:
+    """A system's CPU seconds: its processes', without the emulator's."""
+    return sum(seconds for process, seconds in cpu_seconds.items() if process != EMULATOR_PROCESS)
+
+
 IDLE_HEADERS = [
     "backend", "system", "workers", "watched s", "calls", "calls/hour", "$ per month", "CPU % of a core",
     "most calls",
@@ -285,7 +290,7 @@ def idle_table(rows: Sequence[IdleRow]) -> list[list[str]]:
             if top
             else "-"
         )
-        cpu = sum(v for p, v in row.cpu_seconds.items() if p != EMULATOR_PROCESS)
+        cpu = own_cpu(row.cpu_seconds)
         table.append(
             [
                 row.backend,
@@ -335,7 +340,7 @@ def cpu_table(rows: Sequence[LoadRow]) -> list[list[str]]:
             "-" if row.workers is None else str(row.workers),
             str(row.clients),
             *(ms(row.cpu_seconds.get(p), row) for p in shown),
-            ms(sum(v for p, v in row.cpu_seconds.items() if p != EMULATOR_PROCESS), row),
+            ms(own_cpu(row.cpu_seconds), row),
             *([ms(row.cpu_seconds.get(EMULATOR_PROCESS), row)] if emulator else []),
         ]
         for row in rows
