@@ -83,7 +83,7 @@ def test_up_makes_the_log_groups_and_logs_prints_one_requests_lines(deploy, insp
     events = {"frontend": "request_submitted", "worker": "computed", "logger": "logged"}
     for offset, (service, event) in enumerate(events.items()):
         lines = [_service_line(service, ours, event), _service_line(service, theirs, event)]
-        _send(deployment, service, lines, now - 60_000 + offset * 1000)
+        _send(deployment, service, lines, now - 180_000 + offset * 1000)
     _send(deployment, "proxy", ['{"level":"info","ts":1767225600.5,"logger":"http.log","msg":"x"}'], now)
 
     found = deploy("logs", "--stack", stack_name, "--request", ours).stdout.splitlines()
@@ -106,8 +106,9 @@ def test_up_makes_the_log_groups_and_logs_prints_one_requests_lines(deploy, insp
     assert [line.split()[1] for line in worker.splitlines()] == ["worker", "worker"]
     assert ours in worker
     assert theirs in worker
-    # Older than --since: not shown.
-    assert deploy("logs", "--stack", stack_name, "--since", "10s").stdout.splitlines() == [
+    # Older than --since: not shown. The service lines are three minutes old, the proxy's new: a minute
+    # apart from it on each side, however slow the commands before were.
+    assert deploy("logs", "--stack", stack_name, "--since", "2m").stdout.splitlines() == [
         line for line in deploy("logs", "--stack", stack_name).stdout.splitlines() if " proxy " in line
     ]
 
