@@ -162,8 +162,8 @@ def test_stalled_replies_are_reported_until_replies_flow_again(stack, run) -> No
     (stalled, *_) = front.wait_for_event(REPLIES_STALLED, timeout=30)
     assert stalled["level"] == "warning"
     assert stalled["outstanding"] == 1
-    assert stalled["oldest_outstanding_seconds"] > 5
-    assert stalled["seconds_since_last_reply"] > 5
+    assert stalled["oldest_outstanding_seconds"] >= 5  # reported to a tenth: 5.04 reads 5.0
+    assert stalled["seconds_since_last_reply"] >= 5
     _matches_the_alarms_metric_filter(front, stack.clients.names)
 
     run.worker()
