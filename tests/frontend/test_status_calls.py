@@ -22,6 +22,8 @@ pytestmark = pytest.mark.integration
 def app(stack, monkeypatch):
     # Every GET makes a snapshot of its own, and no view of another test's stack lingers.
     monkeypatch.setattr(status, "SNAPSHOT_MAX_AGE_SECONDS", 0)
+    # The last hour's charts are read once: a re-read 15 s on would add S3 calls to one refresh's count.
+    monkeypatch.setattr(status, "TRENDS_MAX_AGE_SECONDS", float("inf"))
     for cache in ("_snapshot", "_replies", "_trends"):
         monkeypatch.setattr(status, cache, None, raising=False)
     app = create_app({"STACK_NAME": stack.name, "AWS_REGION": "us-east-1", "SECRET_KEY": SECRET_KEY})
