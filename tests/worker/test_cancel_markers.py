@@ -77,9 +77,10 @@ def test_a_worker_lists_the_markers_once_a_second_not_once_a_batch_and_honours_e
     during = [call["t"] for call in lists if call["t"] <= started + elapsed]
     assert len(during) <= elapsed + 2, f"{len(during)} listings for {sequential} batches in {elapsed:.1f} s"
     assert len(during) < sequential / 2, f"{len(during)} listings for {sequential} batches"
-    # The clock starts before each listing's call: successive calls are a second apart, give or take.
+    # The clock starts before each listing's call, so successive calls are a second apart, less however
+    # long a loaded machine took to make the earlier one (its paginator, signing): never two in a row.
     gaps = [later - earlier for earlier, later in itertools.pairwise(during)]
-    assert min(gaps, default=1) >= 0.9, gaps
+    assert min(gaps, default=1) >= 0.5, gaps
     # The two old requests were each looked up apart, under their own keys.
     apart = [call["params"]["Prefix"] for call in lists if call["params"]["Prefix"] != contract.CANCEL_PREFIX]
     assert apart == [contract.cancel_key(old), contract.cancel_key(old_kept)]
