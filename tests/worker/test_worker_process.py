@@ -192,8 +192,10 @@ def test_a_compute_process_killed_mid_request_is_replaced_and_the_request_comput
 
 
 def test_a_reply_refused_while_iam_catches_up_is_sent_again_not_computed_again(stack, run, strict) -> None:
-    # Sends to a reply queue younger than 4 s are denied, as a tag-conditioned permission may be.
-    strict.configure(authorization_delay_seconds=4, new_queue_settle_seconds=0)  # settling: its own test
+    # Sends to a reply queue younger than 6 s are denied, as a tag-conditioned permission may be. Long
+    # enough for a loaded machine to start the frontend and submit within it; short enough for the
+    # worker's pauses (7 s in all) to outlast it whenever the first send came.
+    strict.configure(authorization_delay_seconds=6, new_queue_settle_seconds=0)  # settling: its own test
     worker = run.worker(AWS_ENDPOINT_URL=strict.endpoint)
     front = run.frontend(WEB_WORKERS=1, AWS_ENDPOINT_URL=strict.endpoint)
     response = client.submit(front.url, [20, 22], ["sum"], wait=20)
