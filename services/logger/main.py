@@ -24,6 +24,8 @@ log = logs.get_logger("logger")
 # After a warm stop (a long poll of at most 20 s, then the batch in hand), the last window's one PUT
 # must still fit in compose's 30 s stop grace period.
 STATS_FINAL_WRITE_SECONDS = 5
+# Object metadata naming the PUT that created a log object (see RecordWriter._create).
+WRITE_ID_KEY = "write-id"
 
 
 class RecordWriter:
@@ -96,23 +98,11 @@ class RecordWriter:
                 return Retry("a stored payload of this record is missing")
             parts = whole
         upload = payloads.Joined(parts)
-        try:
-            self.clients.s3.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=upload,
-                ContentLength=upload.size,
-                ContentType="application/json",
-                Metadata=_summary(record),
-                IfNoneMatch="*",
-            )
-        except ClientError as error:
-            if aws.error_code(error) != "PreconditionFailed":
-                raise
-            log.info("already_logged", key=key)
-        else:
+        if self._create(key, upload, _summary(record)):
             log.info("logged", key=key, status=record["status"], bytes=upload.size)
             self._count(record)
+        else:
+            log.info("already_logged", key=key)
         # A cancelled request's marker has done its work once its record is written.
         done_with = [
             *stored.values(),
@@ -125,6 +115,30 @@ class RecordWriter:
                 # Harmless: the bucket's lifecycle rule removes payloads left behind.
                 log.warning("payload_cleanup_failed", error=str(error))
         return None
+
+    def _create(self, key: str, upload: payloads.Joined, metadata: dict[str, str]) -> bool:
+        """Create the object unless it exists; True if this call created it.
+
+        A PUT that took effect but whose answer was lost (a reset, a 500 after the write) is retried by
+        the SDK and refused as if the record were a redelivery's. The id in the object's metadata
+        tells the two apart: this call's own write is counted, once."""
+        write_id = secrets.token_hex(8)
+        try:
+            self.clients.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=upload,
+                ContentLength=upload.size,
+                ContentType="application/json",
+                Metadata={**metadata, WRITE_ID_KEY: write_id},
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            if aws.error_code(error) != "PreconditionFailed":
+                raise
+            found = self.clients.s3.head_object(Bucket=self.bucket, Key=key)["Metadata"]
+            return found.get(WRITE_ID_KEY) == write_id
+        return True
 
     def _count(self, record: dict[str, Any]) -> None:
         if self.on_logged is None:

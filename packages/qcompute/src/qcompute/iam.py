@@ -181,7 +181,7 @@ def logger_policy(names: StackNames) -> Policy:
             ),
             # It writes stored payloads into the record, then deletes them, and a cancelled request's
             # marker (DeleteObjects is authorized per key as DeleteObject); a HEAD on the log tells a
-            # record already written.
+            # record already written, and whether this logger's own retried PUT wrote it.
             _statement(
                 "LoggerReadPayloads",
                 ["s3:GetObject"],
