@@ -49,6 +49,8 @@ class Settings:
     fault_kinds: tuple[str, ...] = ("internal", "unavailable", "throttle", "reset")
     # Of the injected faults, the share applied after the call took effect.
     after_share: float = 0.25
+    # At most this many random faults from when it is set (None: no bound): one exact fault for a test.
+    max_random_faults: int | None = None
     # ListQueues without MaxResults answers at most 1,000 URLs (SQS API reference, ListQueues).
     list_queues_cap: int = 1000
     # DeleteQueue: "the deletion process takes up to 60 seconds", during which calls naming the queue
@@ -116,6 +118,7 @@ class Rules:
         self._deleted: dict[str, tuple[float, str]] = {}  # queue name -> (when, its URL)
         self._tags: dict[str, dict[str, str]] = {}  # queue name -> its tags, as set through the layer
         self.outages: list[Outage] = []
+        self._random_faults = 0  # drawn since max_random_faults was last set
         self.calls: dict[str, int] = {}
         self.faults: dict[str, int] = {}
 
@@ -126,6 +129,8 @@ class Rules:
             self.settings.update(changes)
             if "seed" in changes:
                 self._random.seed(self.settings.seed)
+            if "max_random_faults" in changes:
+                self._random_faults = 0
 
     def start_outage(self, service: str, seconds: float, kind: str = "unavailable") -> None:
         if kind not in {"unavailable", "reset"}:
@@ -349,8 +354,12 @@ class Rules:
     def _draw_fault(self, call: wire.Call) -> Fault | None:
         """Draw once per call whether it fails, how, and whether before or after it takes effect."""
         rate = self.settings.rate(call.api)
-        if rate <= 0 or self._random.random() >= rate:
+        budget = self.settings.max_random_faults
+        if rate <= 0 or (budget is not None and self._random_faults >= budget):
             return None
+        if self._random.random() >= rate:
+            return None
+        self._random_faults += 1
         phase = "after" if self._random.random() < self.settings.after_share else "before"
         kind = self._random.choice(self.settings.fault_kinds)
         reason = f"random {rate:.2%}"
