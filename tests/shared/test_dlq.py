@@ -15,8 +15,8 @@ from harness.services import ROOT
 pytestmark = pytest.mark.integration
 
 
-def dlq(stack, *argv: str, answer: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **stack.env, "PYTHON": sys.executable}
+def dlq(stack, *argv: str, answer: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or stack.env), "PYTHON": sys.executable}
     return subprocess.run(
         [str(ROOT / "scripts/dlq"), *argv],
         env=env,
@@ -63,6 +63,20 @@ def test_redrive_moves_every_message_back_to_its_source_after_confirmation(stack
 
     moved = dlq(stack, "redrive", "requests", answer=f"{stack.name}-requests-dlq\n")
     assert moved.returncode == 0, moved.stderr
+    assert f"moved 13 message(s) back to {stack.name}-requests" in moved.stdout
+    assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
+    assert queue_depth(stack, queue_url(stack, "requests_queue")) == 13
+
+
+def test_a_redrive_whose_receive_answer_was_lost_waits_for_those_messages(stack, strict) -> None:
+    _fill(stack)
+    # The first receive takes ten messages, then its answer is lost: they stay hidden for a while.
+    faults = {"fault_kinds": ["internal"], "after_share": 1.0, "max_random_faults": 1}
+    strict.configure(rates={"sqs:ReceiveMessage": 1.0}, **faults)
+    through_strict = {**stack.env, "AWS_ENDPOINT_URL": strict.endpoint}
+    moved = dlq(stack, "redrive", "requests", "--yes", env=through_strict)
+    assert moved.returncode == 0, moved.stderr
+    assert len([f for f in strict.faults() if f["api"] == "sqs:ReceiveMessage"]) == 1
     assert f"moved 13 message(s) back to {stack.name}-requests" in moved.stdout
     assert queue_depth(stack, queue_url(stack, "requests_dlq")) == 0
     assert queue_depth(stack, queue_url(stack, "requests_queue")) == 13

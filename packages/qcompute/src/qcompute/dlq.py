@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,9 @@ from qcompute import aws, local
 from qcompute.settings import ConfigError, StackSettings
 
 PREVIEW_CHARACTERS = 120
+# How long a received batch stays hidden. A receive whose answer was lost (botocore retried it) hides
+# its messages this long: a redrive waits for them rather than stopping short.
+RECEIVE_VISIBILITY_SECONDS = 30
 
 
 def _queues(clients: aws.Clients, which: str) -> tuple[str, str]:
@@ -74,18 +78,35 @@ def _reason(message: dict[str, Any]) -> str:
 
 
 def _drain(clients: aws.Clients, url: str, limit: int | None) -> Iterator[list[dict[str, Any]]]:
-    """Batches received for moving, each hidden for a minute while it is handled."""
+    """Batches received for moving, each hidden while it is handled; then, once, those hidden by
+    another receive (a lost answer, a failed send) when they come back."""
     moved = 0
+    hidden_until: float | None = None
     while limit is None or moved < limit:
         batch_size = 10 if limit is None else min(10, limit - moved)
         response = clients.sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=batch_size, VisibilityTimeout=60, WaitTimeSeconds=1
+            QueueUrl=url,
+            MaxNumberOfMessages=batch_size,
+            VisibilityTimeout=RECEIVE_VISIBILITY_SECONDS,
+            WaitTimeSeconds=1,
         )
         messages = response.get("Messages", [])
         if not messages:
-            return
+            if not _remaining(clients, url):
+                return
+            hidden_until = hidden_until or time.monotonic() + RECEIVE_VISIBILITY_SECONDS + 5
+            if time.monotonic() > hidden_until:
+                return
+            continue
         moved += len(messages)
         yield messages
+
+
+def _remaining(clients: aws.Clients, url: str) -> int:
+    """Messages still in the queue, hidden or not (the hidden ones may turn visible as we ask)."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
 
 
 def redrive(clients: aws.Clients, which: str, limit: int | None = None) -> int:
