@@ -183,3 +183,18 @@ def test_random_faults_strike_at_their_rate_before_or_after_the_call(strict, uni
     # A fault after the call means the message was sent although the client saw an error.
     depth = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
     assert int(depth["Attributes"]["ApproximateNumberOfMessages"]) == 200 - failed + after
+
+
+def test_a_json_protocol_service_is_throttled_in_json_and_botocore_retries_it(strict) -> None:
+    strict.configure(
+        rates={"ssm:GetParametersByPath": 1.0}, fault_kinds=["throttle"], after_share=0, max_random_faults=1
+    )
+    with pytest.raises(ClientError) as raised:
+        _client(strict, "ssm").get_parameters_by_path(Path="/strict-layer-test")
+    assert error_code(raised.value) == "Throttling", "the code botocore read: it retries it"
+    strict.configure(max_random_faults=1)
+    assert (
+        _client(strict, "ssm", attempts=3).get_parameters_by_path(Path="/strict-layer-test")["Parameters"]
+        == []
+    )
+    assert len(strict.faults()) == 2

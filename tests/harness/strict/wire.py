@@ -56,6 +56,9 @@ def identify(method: str, target: str, headers: dict[str, str], body: bytes) -> 
         call.params = json.loads(body or b"{}")
     elif service == "s3":
         call.operation = s3_operation(method, parts.path, parts.query, lowered)
+    elif amz_target:  # the other JSON-protocol services: SSM, CloudWatch Logs
+        call.operation = amz_target.rsplit(".", 1)[1]
+        call.params = json.loads(body or b"{}")
     else:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         call.operation = form.get("Action", f"{method} {parts.path}")
@@ -148,6 +151,11 @@ def error_response(call: Call, error: Error) -> Response:
             f"<RequestId>{request_id}</RequestId><HostId>strict-layer</HostId></Error>"
         ).encode()
         headers = {"Content-Type": "application/xml", "x-amz-request-id": request_id}
+    elif call.headers.get("content-type", "").startswith("application/x-amz-json"):
+        # SSM, CloudWatch Logs: JSON-protocol services read the code from __type (an XML body would
+        # reach botocore as a bare status, which it does not retry as throttling).
+        body = json.dumps({"__type": error.code, "message": error.message}).encode()
+        headers = {"Content-Type": call.headers["content-type"], "x-amzn-RequestId": request_id}
     else:
         fault = "Sender" if error.sender_fault else "Receiver"
         body = (
