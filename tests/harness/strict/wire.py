@@ -51,14 +51,13 @@ def identify(method: str, target: str, headers: dict[str, str], body: bytes) -> 
     service = scope.group(1) if scope else ""
     amz_target = lowered.get("x-amz-target", "")
     call = Call(service, "", method, parts.path, parts.query, lowered, body)
-    if amz_target.startswith("AmazonSQS."):
-        call.service, call.operation = "sqs", amz_target.split(".", 1)[1]
-        call.params = json.loads(body or b"{}")
-    elif service == "s3":
-        call.operation = s3_operation(method, parts.path, parts.query, lowered)
-    elif amz_target:  # the other JSON-protocol services: SSM, CloudWatch Logs
+    if amz_target:  # the JSON-protocol services: SQS, SSM, CloudWatch Logs
         call.operation = amz_target.rsplit(".", 1)[1]
         call.params = json.loads(body or b"{}")
+        if amz_target.startswith("AmazonSQS."):
+            call.service = "sqs"
+    elif service == "s3":
+        call.operation = s3_operation(method, parts.path, parts.query, lowered)
     else:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         call.operation = form.get("Action", f"{method} {parts.path}")
