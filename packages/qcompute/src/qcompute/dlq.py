@@ -40,11 +40,11 @@ def _queues(clients: aws.Clients, which: str) -> tuple[str, str]:
     }[which]
 
 
-def _depth(clients: aws.Clients, url: str) -> int:
-    attributes = clients.sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-    )
-    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+def _depth(clients: aws.Clients, url: str, *, hidden: bool = False) -> int:
+    """Messages visible in the queue; with `hidden`, those received and not yet deleted as well."""
+    names = ["ApproximateNumberOfMessages", *(["ApproximateNumberOfMessagesNotVisible"] if hidden else [])]
+    attributes = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
 
 
 def peek(clients: aws.Clients, url: str, limit: int) -> list[dict[str, Any]]:
@@ -92,7 +92,8 @@ def _drain(clients: aws.Clients, url: str, limit: int | None) -> Iterator[list[d
         )
         messages = response.get("Messages", [])
         if not messages:
-            if not _remaining(clients, url):
+            # Visible ones count too: the hidden may turn visible as we ask.
+            if not _depth(clients, url, hidden=True):
                 return
             hidden_until = hidden_until or time.monotonic() + RECEIVE_VISIBILITY_SECONDS + 5
             if time.monotonic() > hidden_until:
@@ -100,13 +101,6 @@ def _drain(clients: aws.Clients, url: str, limit: int | None) -> Iterator[list[d
             continue
         moved += len(messages)
         yield messages
-
-
-def _remaining(clients: aws.Clients, url: str) -> int:
-    """Messages still in the queue, hidden or not (the hidden ones may turn visible as we ask)."""
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes[name]) for name in names)
 
 
 def redrive(clients: aws.Clients, which: str, limit: int | None = None) -> int:
