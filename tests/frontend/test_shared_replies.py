@@ -46,15 +46,27 @@ def _pids(stack) -> list[int]:
     return [int(url.rsplit("/", 1)[-1].split("-")[-2]) for url in queues]  # names carry the pid
 
 
-def test_a_result_answered_by_one_process_is_found_by_its_sibling_without_the_log(stack, run) -> None:
+def _replied_after_wait(front, request_id: str) -> bool:
+    """The late reply reached the process that sent the request, which has shared it."""
+    return any(e.get("request_id") == request_id for e in front.events("reply_after_wait"))
+
+
+def test_a_result_answered_by_one_process_is_found_by_its_sibling_without_the_log(
+    stack, run, backend
+) -> None:
     run.worker()
     front = run.frontend(WEB_WORKERS=2)
     first, second = _pids(stack)
 
     with _stopped(first):
         answered = client.submit(front.url, [4, 5, 6], ["sum", "max"])  # served by `second`
-    assert answered.status_code == 200, answered.text
     request_id = answered.json()["id"]
+    if backend.strict and answered.status_code == 202:
+        # A lost ReceiveMessage answer (1% of calls fail there) hides the reply for the reply queue's
+        # 30 s visibility timeout, as on AWS: longer than the POST's wait. Its sender still shares it.
+        eventually(lambda: _replied_after_wait(front, request_id), what="the late reply, shared")
+    else:
+        assert answered.status_code == 200, answered.text
     with _stopped(second):
         found = client.result(front.url, request_id)  # served by `first`, which never saw the reply
         page = requests.get(f"{front.url}/requests/{request_id}", timeout=30)
@@ -86,10 +98,7 @@ def test_a_reply_that_came_after_the_wait_is_found_by_the_sibling_too(stack, run
     request_id = pending.json()["id"]
 
     run.worker()
-    eventually(
-        lambda: any(e.get("request_id") == request_id for e in front.events("reply_after_wait")),
-        what="the reply reaching the process that sent the request",
-    )
+    eventually(lambda: _replied_after_wait(front, request_id), what="the reply reaching its sender")
     with _stopped(second):
         found = client.result(front.url, request_id)
     assert found.status_code == 200, found.text
