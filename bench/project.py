@@ -48,9 +48,9 @@ def running(
     """
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    def recorded(name: str) -> dict[str, str]:
-        # The consumers' long poll as in every run so far (the idle calls per hour depend on it);
-        # the tests poll shorter, to stop quicker.
+    def bench_env(name: str) -> dict[str, str]:
+        # The consumers' long poll as in every run so far (the idle calls per hour depend on it; the
+        # tests poll shorter, to stop quicker), and each service's call recorder.
         return {
             "LONG_POLL_SECONDS": BENCH_LONG_POLL_SECONDS,
             **calls.hook_env(calls_dir, name, str(ROOT / "services")),
@@ -60,15 +60,15 @@ def running(
         services = Services(stack, log_dir)
         try:
             processes = {
-                f"worker-{n}": services.worker(f"worker-{n}", **recorded(f"worker-{n}"))
+                f"worker-{n}": services.worker(f"worker-{n}", **bench_env(f"worker-{n}"))
                 for n in range(workers)
             }
-            processes["logger"] = services.logger(**recorded("logger"))
+            processes["logger"] = services.logger(**bench_env("logger"))
             frontend = services.frontend(
                 WEB_WORKERS=WEB_WORKERS,
                 WEB_THREADS=WEB_THREADS,
                 REPLY_WAIT_SECONDS=REPLY_WAIT_SECONDS,
-                **recorded("frontend"),
+                **bench_env("frontend"),
             )
             processes["frontend"] = frontend
             yield Deployment(stack, frontend, processes)

@@ -359,7 +359,7 @@ COST_LEGEND = [
     "with bench/prices.py (request prices only: free tiers, storage and data transfer left out).",
     "Idle: each system started, left alone a moment, then watched without load; calls/hour and "
     "$ per month (730 hours) are that short window scaled, so a few seconds' window is a rough figure. "
-    "The services run with LONG_POLL_SECONDS=5 as in the tests (production's default is 10).",
+    "The services run with LONG_POLL_SECONDS=5 (bench/project.py; production's default is 10).",
     "CPU: user + system time from /proc of each process and its descendants over the measured part, "
     "per answered request; client is the benchmark's own process (load generator and the baselines' "
     "client libraries); total is the system's own; emulator is the emulator's in the same window, what "
